@@ -1,0 +1,30 @@
+"""hermite_limit: where recursive retraining of diffusion models ends up, exactly.
+
+Public API (see DESIGN.md section 3). Everything computes in float64 within a scoped x64
+context; the caller's global JAX configuration is never changed.
+"""
+
+from ._limit import LimitDistribution as LimitDistribution
+from ._limit import generation as generation
+from ._limit import generations as generations
+from ._limit import limit_distribution as limit_distribution
+from ._mixture import GaussianMixture as GaussianMixture
+from ._mixture import empirical as empirical
+from ._mixture import mix as mix
+from ._mixture import standard_normal as standard_normal
+from ._ou import ou_push as ou_push
+from ._time import Schedule as Schedule
+from ._time import constant as constant
+from ._time import ddpm_linear_betas as ddpm_linear_betas
+from ._time import ddpm_to_ou_time as ddpm_to_ou_time
+from ._time import geometric as geometric
+from ._time import harmonic as harmonic
+from ._time import noise_variance as noise_variance
+from ._time import power_law as power_law
+from ._time import rho_from_time as rho_from_time
+from ._time import schedule_times as schedule_times
+from ._time import time_from_noise_variance as time_from_noise_variance
+from ._time import time_from_rho as time_from_rho
+from ._time import vp_to_ou_time as vp_to_ou_time
+
+__version__ = "0.1.0"

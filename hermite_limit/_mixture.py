@@ -1,0 +1,437 @@
+"""Gaussian mixtures in R^d as small immutable JAX pytrees.
+
+A mixture is ``sum_k w_k N(m_k, S_k)``. Covariances are stored in the structure the caller gave:
+``"full"`` (K, d, d), ``"diag"`` (K, d) or ``"iso"`` (K,) (then ``S_k = s_k I``). The structure is
+static pytree metadata, so the OU semigroup and mixing keep it and isotropic mixtures stay cheap.
+Covariances may be singular (positive semi-definite): ``empirical`` data are point masses. Densities
+(``logpdf``, ``score``) exist only when every component with positive weight is non-degenerate.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.linalg import solve_triangular
+from jax.scipy.special import logsumexp
+
+from ._precision import x64
+from ._validation import as_float_array, check_alpha, check_positive_int, is_concrete
+
+COV_TYPES = ("iso", "diag", "full")
+_LOG_2PI = math.log(2.0 * math.pi)
+# Relative tolerances for accepting user input (then rounded to an exact representation).
+_WEIGHT_SUM_TOL = 1e-9
+_SYMMETRY_TOL = 1e-10
+_PSD_TOL = 1e-12
+
+
+@jax.tree_util.register_pytree_node_class
+class GaussianMixture:
+    """Mixture ``sum_k weights[k] * N(means[k], S_k)`` in ``d`` dimensions.
+
+    Parameters
+    ----------
+    weights : array (K,)
+        Non-negative, summing to 1 (to 1e-9 relative; they are then renormalised exactly).
+    means : array (K, d), or (K,) for a one-dimensional mixture.
+    covs : array (K, d, d) full, (K, d) diagonal, or (K,) isotropic (``S_k = covs[k] * I``).
+        Symmetric positive semi-definite; zero gives a point mass.
+
+    Notes
+    -----
+    All computation is float64 (scoped, the caller's JAX x64 setting is untouched). ``logpdf`` uses
+    per-component Cholesky factors and log-sum-exp over components, so it is stable far from the
+    data and for thousands of components: ``log p(x) = logsumexp_k [log w_k - |L_k^{-1}(x - m_k)|^2/2
+    - log det L_k - d log(2 pi)/2]`` with ``S_k = L_k L_k^T``.
+
+    Examples
+    --------
+    >>> import hermite_limit as hl
+    >>> gm = hl.GaussianMixture([0.5, 0.5], [[-2.0], [2.0]], [0.25, 0.25])
+    >>> round(float(gm.mean()[0]), 12), round(float(gm.cov()[0, 0]), 12)
+    (0.0, 4.25)
+    """
+
+    weights: jax.Array
+    means: jax.Array
+    covs: jax.Array
+    cov_type: str
+
+    @x64
+    def __init__(self, weights: Any, means: Any, covs: Any):
+        if not all(is_concrete(a) for a in (weights, means, covs)):
+            # Built inside a JAX transformation: trust the caller (shapes still checked by JAX).
+            self._set(jnp.asarray(weights), _as_2d_means(jnp.asarray(means)), jnp.asarray(covs))
+            return
+        w = as_float_array("weights", weights, ndim=1)
+        m = as_float_array("means", means, ndim=(1, 2))
+        if m.ndim == 1:
+            m = m[:, None]
+        c = as_float_array("covs", covs, ndim=(1, 2, 3))
+        K, d = m.shape
+        if K == 0 or d == 0:
+            raise ValueError(f"means must have at least one component and one dimension; got shape {m.shape}")
+        if w.shape != (K,):
+            raise ValueError(f"weights must have shape ({K},) to match means {m.shape}; got {w.shape}")
+        if np.any(w < 0):
+            raise ValueError(f"weights must be non-negative; got min(weights)={w.min()!r}")
+        total = w.sum()
+        if abs(total - 1.0) > _WEIGHT_SUM_TOL * max(1.0, math.sqrt(K)):
+            raise ValueError(f"weights must sum to 1; got sum(weights)={total!r}")
+        w = w / total
+        c = _validate_covs(c, K, d)
+        self._set(jnp.asarray(w), jnp.asarray(m), jnp.asarray(c))
+
+    def _set(self, w, m, c):
+        object.__setattr__(self, "weights", w)
+        object.__setattr__(self, "means", m)
+        object.__setattr__(self, "covs", c)
+        object.__setattr__(self, "cov_type", _cov_type_of(c))
+
+    def __setattr__(self, name, value):
+        raise AttributeError("GaussianMixture is immutable")
+
+    # -- pytree -----------------------------------------------------------------------------
+    def tree_flatten(self):
+        return (self.weights, self.means, self.covs), None
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        obj = object.__new__(cls)
+        obj._set(*children)
+        return obj
+
+    # -- shape ------------------------------------------------------------------------------
+    @property
+    def n_components(self) -> int:
+        return int(self.means.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.means.shape[1])
+
+    def __repr__(self) -> str:
+        return f"GaussianMixture(K={self.n_components}, d={self.dim}, cov_type={self.cov_type!r})"
+
+    # -- moments ----------------------------------------------------------------------------
+    @x64
+    def mean(self) -> jax.Array:
+        """Mixture mean ``sum_k w_k m_k``, shape (d,)."""
+        return self.weights @ self.means
+
+    @x64
+    def cov(self) -> jax.Array:
+        """Mixture covariance ``sum_k w_k (S_k + (m_k - mu)(m_k - mu)^T)``, shape (d, d)."""
+        centred = self.means - self.mean()
+        within = jnp.einsum("k,kij->ij", self.weights, self.full_covs())
+        between = jnp.einsum("k,ki,kj->ij", self.weights, centred, centred)
+        return within + between
+
+    @x64
+    def full_covs(self) -> jax.Array:
+        """Covariances as a (K, d, d) array whatever the stored structure."""
+        return _to_full(self.covs, self.cov_type, self.dim)
+
+    @x64
+    def as_cov_type(self, cov_type: str) -> "GaussianMixture":
+        """The same law stored with a more general covariance structure (iso < diag < full)."""
+        if cov_type not in COV_TYPES:
+            raise ValueError(f"cov_type must be one of {COV_TYPES}; got cov_type={cov_type!r}")
+        if COV_TYPES.index(cov_type) < COV_TYPES.index(self.cov_type):
+            raise ValueError(f"cannot store a {self.cov_type!r} mixture as {cov_type!r} without loss")
+        if cov_type == "full":
+            covs = self.full_covs()
+        elif cov_type == "diag" and self.cov_type == "iso":
+            covs = jnp.broadcast_to(self.covs[:, None], self.means.shape)
+        else:
+            covs = self.covs
+        return GaussianMixture.tree_unflatten(None, (self.weights, self.means, covs))
+
+    @x64
+    def has_density(self) -> bool:
+        """True when every component with positive weight has a positive definite covariance."""
+        return bool(jnp.all(jnp.where(self.weights > 0, _min_eigenvalue(self.covs, self.cov_type) > 0, True)))
+
+    # -- density ----------------------------------------------------------------------------
+    @x64
+    def logpdf(self, x: Any) -> jax.Array:
+        """Log-density at points ``x`` of shape (..., d) (or (...,) when d = 1)."""
+        x, batch = self._points(x, "x")
+        return _logpdf(self, x).reshape(batch)
+
+    @x64
+    def score(self, x: Any) -> jax.Array:
+        """Score ``grad_x log p(x)`` at points ``x``; shape (..., d).
+
+        Notes
+        -----
+        ``grad log p(x) = -sum_k r_k(x) S_k^{-1} (x - m_k)`` with responsibilities
+        ``r_k = softmax_k(log w_k + log N(x; m_k, S_k))`` computed by log-sum-exp.
+        """
+        x, batch = self._points(x, "x")
+        return _score(self, x).reshape(batch + (self.dim,))
+
+    @x64
+    def sample(self, key: jax.Array, n: int) -> jax.Array:
+        """``n`` independent draws, shape (n, d), from an explicit PRNG ``key``."""
+        n = check_positive_int(n, "n")
+        if is_concrete(key):
+            key = _check_key(key)
+        return _sample(self, key, n)
+
+    @x64
+    def marginal(self, dims: Sequence[int] | int) -> "GaussianMixture":
+        """The marginal law of the coordinates ``dims``."""
+        idx = np.atleast_1d(np.asarray(dims))
+        if idx.ndim != 1 or idx.size == 0 or not np.issubdtype(idx.dtype, np.integer):
+            raise ValueError(f"dims must be a non-empty sequence of integers; got dims={dims!r}")
+        if np.any(idx < 0) or np.any(idx >= self.dim):
+            raise ValueError(f"dims must lie in [0, {self.dim}); got dims={dims!r}")
+        if self.cov_type == "full":
+            covs = self.covs[:, idx[:, None], idx[None, :]]
+        elif self.cov_type == "diag":
+            covs = self.covs[:, idx]
+        else:
+            covs = self.covs
+        return GaussianMixture.tree_unflatten(None, (self.weights, self.means[:, idx], covs))
+
+    @x64
+    def project(self, direction: Any) -> "GaussianMixture":
+        """The one-dimensional law of ``<u, X>``: means ``u.m_k``, variances ``u^T S_k u``."""
+        u = jnp.asarray(as_float_array("direction", direction, ndim=1) if is_concrete(direction) else direction)
+        if u.shape != (self.dim,):
+            raise ValueError(f"direction must have shape ({self.dim},); got {u.shape}")
+        if self.cov_type == "full":
+            var = jnp.einsum("i,kij,j->k", u, self.covs, u)
+        elif self.cov_type == "diag":
+            var = self.covs @ (u * u)
+        else:
+            var = self.covs * (u @ u)
+        return GaussianMixture.tree_unflatten(None, (self.weights, (self.means @ u)[:, None], var))
+
+    def _points(self, x, name):
+        if is_concrete(x):
+            x = as_float_array(name, x)
+        x = jnp.asarray(x, dtype=jnp.float64)
+        d = self.dim
+        if d == 1 and (x.ndim == 0 or x.shape[-1] != 1):
+            x = x[..., None]
+        if x.ndim == 0 or x.shape[-1] != d:
+            raise ValueError(f"{name} must have trailing dimension d={d}; got shape {x.shape}")
+        if is_concrete(self.covs) and not self.has_density():
+            raise ValueError(
+                "this mixture has singular components (e.g. empirical point masses), so it has no "
+                "density; smooth it first, e.g. hl.ou_push(dist, t) with t > 0"
+            )
+        batch = x.shape[:-1]
+        return x.reshape(-1, d), batch
+
+
+# -- constructors ---------------------------------------------------------------------------
+
+
+@x64
+def empirical(samples: Any, weights: Any | None = None) -> GaussianMixture:
+    """Data given as samples: the mixture of point masses ``sum_j w_j delta_{x_j}``.
+
+    ``samples`` has shape (N, d) (or (N,) for one-dimensional data); weights default to 1/N.
+    Point masses are stored as isotropic components of zero variance.
+    """
+    x = as_float_array("samples", samples, ndim=(1, 2))
+    if x.ndim == 1:
+        x = x[:, None]
+    N = x.shape[0]
+    if N == 0:
+        raise ValueError("samples must contain at least one point; got 0")
+    w = np.full(N, 1.0 / N) if weights is None else weights
+    return GaussianMixture(w, x, np.zeros(N))
+
+
+@x64
+def standard_normal(dim: int, cov_type: str = "iso") -> GaussianMixture:
+    """The stationary law ``gamma = N(0, I_d)`` as a one-component mixture."""
+    d = check_positive_int(dim, "dim", allow_zero=False)
+    gm = GaussianMixture([1.0], np.zeros((1, d)), [1.0])
+    return gm if cov_type == "iso" else gm.as_cov_type(cov_type)
+
+
+def as_mixture(dist: Any, name: str = "dist") -> GaussianMixture:
+    """Accept a mixture or any result object carrying one (``.mixture``)."""
+    if isinstance(dist, GaussianMixture):
+        return dist
+    inner = getattr(dist, "mixture", None)
+    if isinstance(inner, GaussianMixture):
+        return inner
+    raise ValueError(
+        f"{name} must be a GaussianMixture (use hl.GaussianMixture(...) or hl.empirical(samples)); "
+        f"got {type(dist).__name__}"
+    )
+
+
+@x64
+def mix(alpha: Any, p: Any, q: Any) -> GaussianMixture:
+    """The mixture ``alpha p + (1 - alpha) q`` (components concatenated, weights scaled)."""
+    alpha = check_alpha(alpha)
+    return concatenate([as_mixture(p, "p"), as_mixture(q, "q")], jnp.stack([alpha, 1.0 - jnp.asarray(alpha)]))
+
+
+def concatenate(mixtures: Sequence[GaussianMixture], scales: Any) -> GaussianMixture:
+    """``sum_i scales[i] * mixtures[i]``; ``scales`` must sum to 1 (not checked under jit).
+
+    Covariance structures are promoted to the most general one present. Components whose
+    weight is exactly zero are dropped when the weights are concrete.
+    """
+    dims = {m.dim for m in mixtures}
+    if len(dims) != 1:
+        raise ValueError(f"all mixtures must have the same dimension; got dimensions {sorted(dims)}")
+    kind = max((m.cov_type for m in mixtures), key=COV_TYPES.index)
+    parts = [m.as_cov_type(kind) for m in mixtures]
+    scales = jnp.asarray(scales, dtype=jnp.float64)
+    w = jnp.concatenate([s * m.weights for s, m in zip(scales, parts)])
+    means = jnp.concatenate([m.means for m in parts])
+    covs = jnp.concatenate([m.covs for m in parts])
+    return drop_zero_weights(GaussianMixture.tree_unflatten(None, (w, means, covs)))
+
+
+def drop_zero_weights(gm: GaussianMixture) -> GaussianMixture:
+    """Remove components of exactly zero weight (exact; only when weights are concrete)."""
+    if not is_concrete(gm.weights):
+        return gm
+    keep = np.flatnonzero(np.asarray(gm.weights) > 0)
+    if keep.size == gm.n_components:
+        return gm
+    return GaussianMixture.tree_unflatten(None, (gm.weights[keep], gm.means[keep], gm.covs[keep]))
+
+
+# -- implementation -------------------------------------------------------------------------
+
+
+def _as_2d_means(m):
+    return m[:, None] if m.ndim == 1 else m
+
+
+def _cov_type_of(c) -> str:
+    return {1: "iso", 2: "diag", 3: "full"}[c.ndim]
+
+
+def _validate_covs(c: np.ndarray, K: int, d: int) -> np.ndarray:
+    expected = {1: (K,), 2: (K, d), 3: (K, d, d)}[c.ndim]
+    if c.shape != expected:
+        raise ValueError(
+            f"covs must have shape (K, d, d), (K, d) or (K,) with K={K}, d={d}; got shape {c.shape}"
+        )
+    if c.ndim < 3:
+        if np.any(c < 0):
+            raise ValueError(f"covs must be non-negative (variances); got min(covs)={c.min()!r}")
+        return c
+    scale = max(1.0, float(np.max(np.abs(c))))
+    asym = float(np.max(np.abs(c - np.swapaxes(c, 1, 2))))
+    if asym > _SYMMETRY_TOL * scale:
+        raise ValueError(f"covs must be symmetric; got max|S - S^T| = {asym:.3g}")
+    c = 0.5 * (c + np.swapaxes(c, 1, 2))
+    lam_min = np.linalg.eigvalsh(c).min(axis=1)
+    bad = np.flatnonzero(lam_min < -_PSD_TOL * scale)
+    if bad.size:
+        raise ValueError(
+            f"covs must be positive semi-definite; component {int(bad[0])} has eigenvalue "
+            f"{lam_min[bad[0]]:.3g} (indefinite or negative)"
+        )
+    return c
+
+
+def _to_full(covs, cov_type, d):
+    if cov_type == "full":
+        return covs
+    eye = jnp.eye(d, dtype=covs.dtype)
+    if cov_type == "diag":
+        return covs[:, :, None] * eye
+    return covs[:, None, None] * eye
+
+
+def _min_eigenvalue(covs, cov_type):
+    if cov_type == "full":
+        return jnp.linalg.eigvalsh(covs)[:, 0]
+    if cov_type == "diag":
+        return covs.min(axis=1)
+    return covs
+
+
+def _check_key(key):
+    key = jnp.asarray(key)
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return key
+    if key.dtype == jnp.uint32 and key.shape == (2,):
+        return key
+    raise ValueError(f"key must be a JAX PRNG key (jax.random.key(seed)); got dtype {key.dtype}, shape {key.shape}")
+
+
+def _component_log_terms(gm: GaussianMixture, x: jax.Array):
+    """Return (log w_k + log N(x; m_k, S_k)) of shape (N, K) and the whitened residuals.
+
+    For 'full' the residual is ``y_k = L_k^{-1}(x - m_k)`` (N, K, d); for 'diag'/'iso' the
+    residual is not materialised (None) and the quadratic form uses matrix products.
+    """
+    d = gm.dim
+    logw = jnp.log(gm.weights)
+    if gm.cov_type == "full":
+        L = jnp.linalg.cholesky(gm.covs)
+        eye = jnp.broadcast_to(jnp.eye(d), gm.covs.shape)
+        Linv = solve_triangular(L, eye, lower=True)
+        y = jnp.einsum("kij,nj->nki", Linv, x) - jnp.einsum("kij,kj->ki", Linv, gm.means)
+        quad = jnp.sum(y * y, axis=-1)
+        logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(L, axis1=1, axis2=2)), axis=-1)
+        extra = (Linv, y)
+    else:
+        prec = 1.0 / (gm.covs if gm.cov_type == "diag" else gm.covs[:, None])  # (K, d) or (K, 1)
+        prec = jnp.broadcast_to(prec, gm.means.shape)
+        # |x - m|^2_P = x^2.P - 2 x.(P m) + m.P m, as matrix products over the component axis.
+        quad = (x * x) @ prec.T - 2.0 * x @ (prec * gm.means).T + jnp.sum(prec * gm.means**2, axis=1)
+        quad = jnp.maximum(quad, 0.0)
+        logdet = -jnp.sum(jnp.log(prec), axis=1)
+        extra = (prec, None)
+    log_terms = logw - 0.5 * quad - 0.5 * logdet - 0.5 * d * _LOG_2PI
+    return log_terms, extra
+
+
+@jax.jit
+def _logpdf(gm: GaussianMixture, x: jax.Array) -> jax.Array:
+    log_terms, _ = _component_log_terms(gm, x)
+    return logsumexp(log_terms, axis=1)
+
+
+@jax.jit
+def _score(gm: GaussianMixture, x: jax.Array) -> jax.Array:
+    log_terms, (factor, y) = _component_log_terms(gm, x)
+    r = jax.nn.softmax(log_terms, axis=1)  # (N, K) responsibilities
+    if gm.cov_type == "full":
+        # S_k^{-1}(x - m_k) = L_k^{-T} y_k
+        return -jnp.einsum("nk,kji,nkj->ni", r, factor, y)
+    # sum_k r_k P_k (x - m_k) = x * (r @ P) - r @ (P m)
+    return -(x * (r @ factor) - r @ (factor * gm.means))
+
+
+def _sqrt_covs(gm: GaussianMixture):
+    if gm.cov_type == "full":
+        lam, V = jnp.linalg.eigh(gm.covs)  # PSD-safe square root (point masses allowed)
+        return jnp.einsum("kij,kj,klj->kil", V, jnp.sqrt(jnp.maximum(lam, 0.0)), V)
+    return jnp.sqrt(gm.covs)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _sample(gm: GaussianMixture, key: jax.Array, n: int) -> jax.Array:
+    k_comp, k_noise = jax.random.split(key)
+    comp = jax.random.categorical(k_comp, jnp.log(gm.weights), shape=(n,))
+    z = jax.random.normal(k_noise, (n, gm.dim), dtype=jnp.float64)
+    root = _sqrt_covs(gm)
+    if gm.cov_type == "full":
+        noise = jnp.einsum("nij,nj->ni", root[comp], z)
+    elif gm.cov_type == "diag":
+        noise = root[comp] * z
+    else:
+        noise = root[comp][:, None] * z
+    return gm.means[comp] + noise
