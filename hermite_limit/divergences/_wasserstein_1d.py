@@ -8,10 +8,11 @@ tails keep full relative precision. The error estimate compares two panel counts
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
-from scipy.special import log_ndtr, logsumexp
+from scipy.special import log_ndtr, logsumexp, ndtr
 
 from .._mixture import GaussianMixture, as_mixture
 from ._estimate import Estimate
@@ -38,6 +39,9 @@ def w2_1d(p: Any, q: Any, *, n_panels: int = 96) -> Estimate:
         return Estimate(value, 4e-16 * max(1.0, value), "quantile-exact-discrete", {})
     if not p_smooth:
         p, q = q, p
+    if not q_smooth or not p_smooth:
+        value, err = _w2_continuous_discrete(p, q)
+        return Estimate(value, err, "quantile-exact-partial-moments", {})
     coarse = _w2_squared(p, q, max(n_panels // 2, 4))
     fine = _w2_squared(p, q, n_panels)
     value = float(np.sqrt(max(fine["w2sq"], 0.0)))
@@ -79,24 +83,28 @@ def _log_pdf(x, w, m, s):
     return logsumexp(np.log(w) - 0.5 * z * z - np.log(s) - 0.5 * np.log(2 * np.pi), axis=1)
 
 
-def _transport_map(x, p, q, max_iter: int = 100):
-    """``T(x) = G^{-1}(F(x))`` vectorised; returns (T, largest final Newton step).
-
-    Safeguarded Newton on ``log G(y) = log F(x)`` (or on the log-survival functions in the upper
-    half), keeping a bracket and bisecting when a Newton step leaves it; only unconverged nodes
-    are iterated.
-    """
-    (wp, mp, sp), (wq, mq, sq) = p, q
+def _transport_map(x, p, q):
+    """``T(x) = G^{-1}(F(x))`` vectorised; returns (T, largest final Newton step)."""
+    wp, mp, sp = p
     lower = _log_cdf(x, wp, mp, sp, False)
     upper = _log_cdf(x, wp, mp, sp, True)
     use_upper = upper < lower  # solve in whichever tail keeps precision
-    target = np.where(use_upper, upper, lower)
+    return _solve_quantile(np.where(use_upper, upper, lower), use_upper, q, start=x)
+
+
+def _solve_quantile(target, use_upper, params, start, max_iter: int = 100):
+    """Solve ``log G(y) = target`` (or ``log(1 - G(y)) = target`` where ``use_upper``) for y.
+
+    Safeguarded Newton keeping a bracket and bisecting when a Newton step leaves it; only
+    unconverged nodes are iterated. Returns (y, largest final step).
+    """
+    wq, mq, sq = params
     sign = np.where(use_upper, -1.0, 1.0)
-    a = np.full_like(x, np.min(mq - 40 * sq) - 40.0)
-    b = np.full_like(x, np.max(mq + 40 * sq) + 40.0)
-    y = np.clip(x, a, b)
-    last_step = np.zeros_like(x)
-    active = np.arange(x.size)
+    a = np.full_like(start, np.min(mq - 40 * sq) - 40.0)
+    b = np.full_like(start, np.max(mq + 40 * sq) + 40.0)
+    y = np.clip(start, a, b)
+    last_step = np.zeros_like(start)
+    active = np.arange(start.size)
     for _ in range(max_iter):
         ya, up, sg = y[active], use_upper[active], sign[active]
         lc = np.where(up, _log_cdf(ya, wq, mq, sq, True), _log_cdf(ya, wq, mq, sq, False))
@@ -117,7 +125,47 @@ def _transport_map(x, p, q, max_iter: int = 100):
         active = active[~done]
         if active.size == 0:
             break
-    return y, float(np.max(last_step))
+    return y, float(np.max(last_step, initial=0.0))
+
+
+def _w2_continuous_discrete(p: GaussianMixture, q: GaussianMixture) -> tuple[float, float]:
+    """``W2`` between a mixture with a density ``p`` and a discrete law ``q``, in closed form.
+
+    The monotone map sends ``[F^{-1}(c_{j-1}), F^{-1}(c_j)]`` to the atom ``y_j`` (``c_j`` the
+    cumulative weights of the sorted atoms), so ``W2^2 = sum_j sum_k w_k int (x - y_j)^2 N(x; m_k, s_k^2)``
+    over that interval: Gaussian partial moments ``M0 = Phi(b) - Phi(a)``, ``M1 = phi(a) - phi(b)``,
+    ``M2 = M0 + a phi(a) - b phi(b)`` in standardised variables. Returns (W2, error estimate).
+    """
+    wp, mp, sp = _params(p)
+    wq, yq, _ = _params(q)
+    order = np.argsort(yq)
+    wq, yq = wq[order], yq[order]
+    below = np.cumsum(wq)[:-1]  # c_1..c_{N-1}
+    above = np.cumsum(wq[::-1])[::-1][1:]  # 1 - c_j, computed without cancellation
+    use_upper = above < below
+    target = np.where(use_upper, np.log(above), np.log(below))
+    edges, solve_err = _solve_quantile(target, use_upper, (wp, mp, sp), start=yq[:-1].copy())
+    lo = np.concatenate([[-np.inf], edges])
+    hi = np.concatenate([edges, [np.inf]])
+    za = (lo[:, None] - mp) / sp
+    zb = (hi[:, None] - mp) / sp
+    phi_a, phi_b = stats_norm_pdf(za), stats_norm_pdf(zb)  # 0 at +-inf
+    # z phi(z) -> 0 at +-inf; evaluate it on finite values only
+    za_phi = np.where(np.isinf(za), 0.0, np.where(np.isinf(za), 0.0, za) * phi_a)
+    zb_phi = np.where(np.isinf(zb), 0.0, np.where(np.isinf(zb), 0.0, zb) * phi_b)
+    M0 = ndtr(zb) - ndtr(za)
+    M1 = phi_a - phi_b
+    M2 = M0 + za_phi - zb_phi
+    delta = mp - yq[:, None]
+    w2sq = float(np.sum(wp * (sp * sp * M2 + 2 * sp * delta * M1 + delta * delta * M0)))
+    value = math.sqrt(max(w2sq, 0.0))
+    spread = float(np.max(np.abs(delta)) + np.max(sp))
+    err = 1e-13 * max(value, spread) + 2.0 * solve_err
+    return value, err
+
+
+def stats_norm_pdf(z):
+    return np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
 
 
 def _w2_squared(p: GaussianMixture, q: GaussianMixture, n_panels: int) -> dict:
