@@ -197,8 +197,15 @@ def _np_trace(x):
 # -- parser ---------------------------------------------------------------------------------
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is a single line (the full usage is one --help away)."""
+
+    def error(self, message):
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="hermite-limit",
         description="Where recursive retraining of a diffusion model ends up: closed forms, spectra, checks.",
     )
