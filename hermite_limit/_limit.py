@@ -21,7 +21,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._mixture import COV_TYPES, GaussianMixture, as_mixture, standard_normal
-from ._ou import push_arrays
 from ._precision import x64
 from ._time import schedule_times
 from ._validation import check_alpha, check_positive_int, check_time, check_tolerance
@@ -92,6 +91,7 @@ def limit_distribution(
     tol: float = 1e-12,
     *,
     synthetic_fraction: Any = None,
+    kde_bandwidth: float | None = None,
 ) -> LimitDistribution:
     """The limiting law of recursive retraining, ``p_inf = sum_k alpha (1-alpha)^{k-1} P_{k t0} p_data``.
 
@@ -105,6 +105,10 @@ def limit_distribution(
         Truncation (early-stopping) OU time per generation; ``rho = e^{-t0}``.
     tol : float in (0, 1)
         Keep ``J = ceil(log tol / log(1-alpha))`` terms so the dropped tail mass is <= tol.
+    kde_bandwidth : float > 0, optional
+        Limit of the kernel-density learner of bandwidth ``h`` (see :func:`generation`): term ``k``
+        is ``law(rho^k X + sqrt(c_k) Z)`` with ``c_k = c_inf (1 - rho^{2k})``,
+        ``c_inf = 1 + h^2 rho^2 / (1 - rho^2)``, and the stationary law is ``N(0, c_inf I)``.
 
     Returns
     -------
@@ -130,20 +134,25 @@ def limit_distribution(
     alpha = _resolve_alpha(alpha, synthetic_fraction)
     t0 = check_time(t0, "t0")
     tol = check_tolerance(tol)
+    rho = math.exp(-t0)
+    h2 = 0.0 if kde_bandwidth is None else check_time(kde_bandwidth, "kde_bandwidth") ** 2
+    c_inf = 1.0 + h2 * rho * rho / -math.expm1(-2.0 * t0)  # variance of the stationary law
     if alpha == 0.0:
-        return LimitDistribution(standard_normal(gm.dim, gm.cov_type), alpha, t0, 0, 0.0, 0.0, 0)
+        stationary = GaussianMixture([1.0], np.zeros((1, gm.dim)), [c_inf]).as_cov_type(gm.cov_type)
+        return LimitDistribution(stationary, alpha, t0, 0, 0.0, 0.0, 0)
     J = 1 if alpha == 1.0 else max(1, math.ceil(math.log(tol) / math.log1p(-alpha)))
     _check_size((J + 1) * gm.n_components, gm)
     k = np.arange(1, J + 1, dtype=np.float64)
     weights = alpha * (1.0 - alpha) ** (k - 1)
     tail = (1.0 - alpha) ** J
-    mixture, merged = _assemble([(gm, k * t0, weights)], tail)
-    rho = math.exp(-t0)
+    terms = [(gm, np.exp(-k * t0), -c_inf * np.expm1(-2.0 * k * t0), weights)]
+    mixture, merged = _assemble(terms, tail, c_inf)
+    # W2^2(term k, N(0, c_inf I)) <= rho^{2k} (E|X|^2 + d c_inf) (couple rho^k X + sqrt(c_k) Z with sqrt(c_inf) Z)
     q = (1.0 - alpha) * rho * rho
     tail_w2_sq = alpha * rho * rho * q**J / (1.0 - q)
-    # a merged component is within 2^-60 of N(0, I) in each mean and covariance entry
+    # a merged component is within 2^-60 of the stationary law in each mean and covariance entry
     merged_w2_sq = 2.0 * gm.dim * _MERGE_RHO_SCALE**2 if merged else 0.0
-    w2_bound = math.sqrt(tail_w2_sq * (_second_moment(gm) + gm.dim) + merged_w2_sq)
+    w2_bound = math.sqrt(tail_w2_sq * (_second_moment(gm) + gm.dim * c_inf) + merged_w2_sq)
     return LimitDistribution(mixture, alpha, t0, J, tail, w2_bound, merged)
 
 
@@ -157,6 +166,7 @@ def generation(
     *,
     scheme: str = "fresh",
     synthetic_fraction: Any = None,
+    kde_bandwidth: float | None = None,
 ) -> GaussianMixture:
     """The exact law ``p_n`` after ``n`` generations of retraining.
 
@@ -176,6 +186,10 @@ def generation(
     scheme : {"fresh", "replace", "accumulate"}
         ``fresh``: train on ``alpha p_data + (1-alpha) p_i``; ``replace``: ``alpha = 0`` (alpha is
         then ignored); ``accumulate``: train on ``(p_data + p_1 + ... + p_i) / (i + 1)``.
+    kde_bandwidth : float > 0, optional
+        Model a Gaussian kernel-density learner of bandwidth ``h``: sampling the KDE of ``q_i`` is
+        sampling ``q_i * N(0, h^2 I)``, so ``p_{i+1} = P_{t_i}(q_i * N(0, h^2 I))``. Truncation times
+        may then be 0 (no early stopping).
 
     Notes
     -----
@@ -207,13 +221,18 @@ def generation(
     n = check_positive_int(n, "n")
     if schedule is None:
         raise ValueError("schedule is required: a truncation time t0 > 0, a sequence of times or a Schedule")
-    times = schedule_times(schedule, max(n, 1))[:n]
+    h2 = 0.0
+    if kde_bandwidth is not None:
+        h2 = check_time(kde_bandwidth, "kde_bandwidth") ** 2
+        times = _kde_times(schedule, n)
+    else:
+        times = schedule_times(schedule, max(n, 1))[:n]
     p0 = gm if init is None else as_mixture(init, "init")
     if p0.dim != gm.dim:
         raise ValueError(f"init has dimension {p0.dim} but data has dimension {gm.dim}")
-    data_T, data_w, init_T, init_w = _recursion_weights(times, alpha, scheme)
-    _check_size(data_T.size * gm.n_components + init_T.size * p0.n_components, gm)
-    return _assemble([(gm, data_T, data_w), (p0, init_T, init_w)], 0.0)[0]
+    data_terms, init_terms = _recursion_terms(times, alpha, scheme, h2)
+    _check_size(data_terms[0].size * gm.n_components + init_terms[0].size * p0.n_components, gm)
+    return _assemble([(gm, *data_terms), (p0, *init_terms)], 0.0)[0]
 
 
 def generations(data: Any, alpha: Any, schedule: Any, n: int, init: Any = None, **kwargs) -> list[GaussianMixture]:
@@ -239,78 +258,105 @@ def _resolve_alpha(alpha, synthetic_fraction):
     return check_alpha(alpha)
 
 
-def _recursion_weights(times: np.ndarray, alpha, scheme: str):
-    """Weights over (source, total OU time) after running the recursion on ``times``.
+def _kde_times(schedule, n: int) -> np.ndarray:
+    """Truncation times for the KDE learner: like :func:`schedule_times`, but 0 is allowed."""
+    if isinstance(schedule, (int, float, np.integer, np.floating)) and float(schedule) == 0.0:
+        return np.zeros(n)
+    if not callable(schedule) and np.ndim(schedule) == 1:
+        t = np.asarray(schedule, dtype=np.float64)
+        if t.size >= n and np.all(np.isfinite(t[:n])) and np.all(t[:n] >= 0):
+            return t[:n]
+    return schedule_times(schedule, max(n, 1))[:n]
 
-    Returns (data_times, data_weights, init_times, init_weights). A law is a map from total
-    time to weight for each source; pushing adds ``t_i`` to every time, mixing adds weights.
+
+def _recursion_terms(times: np.ndarray, alpha, scheme: str, h2: float = 0.0):
+    """Run the recursion on (rho, c, weight) terms; returns ``(data_terms, init_terms)``.
+
+    A term ``(rho, c, w)`` of a source law ``mu`` stands for ``w * law(rho X + sqrt(c) Z)``, X ~ mu:
+    each component ``N(m, S)`` becomes ``N(rho m, rho^2 S + c I)``. Convolving with ``N(0, h^2 I)``
+    adds ``h^2`` to ``c``; pushing by ``t`` maps ``(rho, c) -> (e^{-t} rho, e^{-2t} c + 1 - e^{-2t})``;
+    mixing adds weights. Every generation is a finite sum of such terms, hence exact.
     """
-    n = times.size
-    # history[l] = (data_T, data_w, init_T, init_w) of p_l
-    history = [(np.zeros(0), np.zeros(0), np.zeros(1), np.ones(1))]
-    for i in range(n):
+    empty = (np.zeros(0),) * 3
+    # history[l] = (data_terms, init_terms) of p_l, each (rho, c, w)
+    history = [(empty, (np.ones(1), np.zeros(1), np.ones(1)))]
+    fresh = (np.ones(1), np.zeros(1), np.ones(1))
+    for i, t in enumerate(times):
         if scheme == "accumulate":
             share = 1.0 / (i + 1)  # q_i = (p_data + p_1 + ... + p_i) / (i + 1)
-            terms = [(np.zeros(1), np.full(1, share), np.zeros(0), np.zeros(0))]
-            terms += [(dT, dw * share, iT, iw * share) for dT, dw, iT, iw in history[1:]]
+            mixed = [((fresh[0], fresh[1], fresh[2] * share), empty)]
+            mixed += [(_scale(d, share), _scale(s, share)) for d, s in history[1:]]
         else:
             cur = history[-1]
-            terms = [(np.zeros(1), np.full(1, alpha), np.zeros(0), np.zeros(0)),
-                     (cur[0], cur[1] * (1.0 - alpha), cur[2], cur[3] * (1.0 - alpha))]
-        dT = np.concatenate([t[0] for t in terms]) + times[i]
-        dw = np.concatenate([t[1] for t in terms])
-        iT = np.concatenate([t[2] for t in terms]) + times[i]
-        iw = np.concatenate([t[3] for t in terms])
-        history.append((*_merge_times(dT, dw), *_merge_times(iT, iw)))
+            mixed = [((fresh[0], fresh[1], fresh[2] * alpha), empty), (_scale(cur[0], 1 - alpha), _scale(cur[1], 1 - alpha))]
+        rho_t, add_t = math.exp(-t), -math.expm1(-2.0 * t)
+        new = []
+        for src in (0, 1):
+            rho = np.concatenate([m[src][0] for m in mixed])
+            c = np.concatenate([m[src][1] for m in mixed]) + h2
+            w = np.concatenate([m[src][2] for m in mixed])
+            new.append(_merge_terms(rho * rho_t, rho_t * rho_t * c + add_t, w))
+        history.append(tuple(new))
         if scheme != "accumulate":
             history = history[-1:]
     return history[-1]
 
 
-def _merge_times(T: np.ndarray, w: np.ndarray):
-    """Sum the weights of equal times (to 1e-14 relative) and drop zero weights."""
+def _scale(terms, factor):
+    rho, c, w = terms
+    return rho, c, w * factor
+
+
+def _merge_terms(rho: np.ndarray, c: np.ndarray, w: np.ndarray):
+    """Sum the weights of equal (rho, c) pairs (to 1e-14 relative) and drop zero weights."""
     keep = w > 0
-    T, w = T[keep], w[keep]
-    if T.size == 0:
-        return T, w
-    order = np.argsort(T, kind="stable")
-    T, w = T[order], w[order]
-    new_group = np.concatenate([[True], np.diff(T) > 1e-14 * np.maximum(T[1:], 1.0)])
+    rho, c, w = rho[keep], c[keep], w[keep]
+    if rho.size == 0:
+        return rho, c, w
+    order = np.lexsort((c, rho))
+    rho, c, w = rho[order], c[order], w[order]
+    same = (np.abs(np.diff(rho)) <= 1e-14 * np.maximum(rho[1:], 1e-300)) & (np.abs(np.diff(c)) <= 1e-14 * np.maximum(c[1:], 1.0))
+    new_group = np.concatenate([[True], ~same])
     group = np.cumsum(new_group) - 1
-    return T[new_group], np.bincount(group, weights=w)
+    return rho[new_group], c[new_group], np.bincount(group, weights=w)
 
 
-def _assemble(terms, stationary_mass: float):
-    """``sum_terms sum_j w_j P_{T_j} gm + stationary_mass N(0, I)`` as one mixture.
+def _assemble(terms, stationary_mass: float, stationary_var: float = 1.0):
+    """``sum_terms sum_j w_j law(rho_j X + sqrt(c_j) Z) + stationary_mass N(0, I)`` as one mixture.
 
-    ``terms`` is a list of ``(gm, T, w)``. Built on the host in numpy (pure bookkeeping: no JAX
-    compilation per shape); components that equal N(0, I) in float64 are merged into one.
+    ``terms`` is a list of ``(gm, rho, c, w)`` (X ~ gm). Built on the host in numpy (pure bookkeeping: no JAX
+    compilation per shape); components that equal the stationary law ``N(0, stationary_var I)``
+    in float64 are merged into one.
     Returns (mixture, number of components removed by merging).
     """
-    terms = [(gm, T, w) for gm, T, w in terms if T.size]
-    kind = max((gm.cov_type for gm, _, _ in terms), key=COV_TYPES.index)
+    terms = [t for t in terms if t[1].size]
+    kind = max((t[0].cov_type for t in terms), key=COV_TYPES.index)
     d = terms[0][0].dim
+    eye = np.eye(d) if kind == "full" else 1.0
+    target = stationary_var * eye
     weights, means, covs = [], [], []
-    for gm, T, w in terms:
+    for gm, rho, add, w in terms:
         gm = gm.as_cov_type(kind)
-        m, c = push_arrays(np.asarray(gm.means), np.asarray(gm.covs), kind, T, xp=np)
+        S = np.asarray(gm.covs)
+        expand = (slice(None),) + (None,) * S.ndim
+        m = rho[:, None, None] * np.asarray(gm.means)[None]
+        c = (rho * rho)[expand] * S[None] + add[expand] * eye
         weights.append((w[:, None] * np.asarray(gm.weights)[None, :]).ravel())
         means.append(m.reshape(-1, d))
         covs.append(c.reshape((-1,) + c.shape[2:]))
-    eye = np.eye(d) if kind == "full" else 1.0
     if stationary_mass > 0:
         weights.append(np.array([stationary_mass]))
         means.append(np.zeros((1, d)))
-        covs.append(np.broadcast_to(eye, (1,) + covs[0].shape[1:]))
+        covs.append(np.broadcast_to(target, (1,) + covs[0].shape[1:]))
     w, m, c = np.concatenate(weights), np.concatenate(means), np.concatenate(covs)
-    dev = np.maximum(np.abs(c - eye).reshape(len(w), -1).max(axis=1), np.abs(m).max(axis=1))
+    dev = np.maximum(np.abs(c - target).reshape(len(w), -1).max(axis=1), np.abs(m).max(axis=1))
     is_std = (dev <= _MERGE_RHO_SCALE) & (w > 0)
     merged = max(int(is_std.sum()) - 1, 0)
     if merged:
         keep = np.flatnonzero(~is_std)
         w = np.concatenate([w[keep], [w[is_std].sum()]])
         m = np.concatenate([m[keep], np.zeros((1, d))])
-        c = np.concatenate([c[keep], np.broadcast_to(eye, (1,) + c.shape[1:])])
+        c = np.concatenate([c[keep], np.broadcast_to(target, (1,) + c.shape[1:])])
     keep = w > 0
     w, m, c = w[keep], m[keep], c[keep]
     mixture = GaussianMixture.tree_unflatten(None, (jnp.asarray(w / w.sum()), jnp.asarray(m), jnp.asarray(c)))

@@ -188,3 +188,38 @@ def test_accumulate_and_synthetic_fraction():
 def test_bad_input_names_the_argument(call, match):
     with pytest.raises(ValueError, match=match):
         call(bimodal_1d())
+
+
+def kde_stepwise(data, alpha, t, h, n):
+    """Independent reference: p <- P_t((alpha p_data + (1 - alpha) p) * N(0, h^2 I)) in numpy."""
+    dw, dm, dS = (np.asarray(a) for a in (data.weights, data.means, data.full_covs()))
+    w, m, S = dw, dm, dS
+    eye = np.eye(dm.shape[1])
+    for _ in range(n):
+        w = np.concatenate([alpha * dw, (1 - alpha) * w])
+        m, S = np.concatenate([dm, m]), np.concatenate([dS, S]) + h * h * eye
+        rho = np.exp(-t)
+        m, S = rho * m, rho**2 * S + (1 - rho**2) * eye
+    return hl.GaussianMixture(w / w.sum(), m, S)
+
+
+@pytest.mark.parametrize("alpha, t0", [(0.3, 0.1), (0.7, 0.02), (1.0, 0.5)])
+def test_kde_learner_generation_and_limit(alpha, t0):
+    rng = np.random.default_rng(9)
+    data = random_mixture(rng, 2, 2, "full")
+    h = 0.6
+    x = rng.standard_normal((25, 2)) * 2
+    for n in (1, 4, 30):
+        assert_same_density(hl.generation(data, alpha, t0, n, kde_bandwidth=h), kde_stepwise(data, alpha, t0, h, n), x)
+    lim = hl.limit_distribution(data, alpha, t0, 1e-13, kde_bandwidth=h)
+    nxt = hl.generation(data, alpha, t0, 1, init=lim.mixture, kde_bandwidth=h)
+    np.testing.assert_allclose(np.exp(np.asarray(nxt.logpdf(x))), np.exp(np.asarray(lim.logpdf(x))), rtol=1e-10, atol=1e-13)
+
+
+def test_kde_learner_without_early_stopping_variance_growth():
+    # no truncation: within-component variance grows as sigma^2 + h^2 (1 - (1-alpha)^n) / alpha on average
+    sigma2, h, alpha, n = 0.36, 0.6, 0.3, 12
+    data = hl.GaussianMixture([1.0], [[0.0]], [sigma2])
+    p = hl.generation(data, alpha, 0.0, n, kde_bandwidth=h)
+    expected = sigma2 + h * h * (1 - (1 - alpha) ** n) / alpha
+    assert float(p.cov()[0, 0]) == pytest.approx(expected, rel=1e-12)
