@@ -371,49 +371,87 @@ def _check_key(key):
     raise ValueError(f"key must be a JAX PRNG key (jax.random.key(seed)); got dtype {key.dtype}, shape {key.shape}")
 
 
-def _component_log_terms(gm: GaussianMixture, x: jax.Array):
-    """Return (log w_k + log N(x; m_k, S_k)) of shape (N, K) and the whitened residuals.
+# Points are processed in chunks so that the (points x components) work array stays near 32 MB.
+_CHUNK_ELEMENTS = 4_000_000
 
-    For 'full' the residual is ``y_k = L_k^{-1}(x - m_k)`` (N, K, d); for 'diag'/'iso' the
-    residual is not materialised (None) and the quadratic form uses matrix products.
+
+def _quadratic_form_coefficients(gm: GaussianMixture):
+    """Per-component coefficients of ``(x - m)^T P (x - m) = x^T P x - 2 b.x + c`` in centred coordinates.
+
+    Coordinates are centred at the mixture mean ``mu`` before expanding, so that the expansion's
+    rounding error, of order ``eps |x - mu|^2 |P|``, stays small beside the quadratic form itself.
+    Returns (mu, P-or-precision, b, c, logdet).
     """
-    d = gm.dim
-    logw = jnp.log(gm.weights)
+    mu = gm.weights @ gm.means
+    mc = gm.means - mu
     if gm.cov_type == "full":
         L = jnp.linalg.cholesky(gm.covs)
-        eye = jnp.broadcast_to(jnp.eye(d), gm.covs.shape)
+        eye = jnp.broadcast_to(jnp.eye(gm.dim), gm.covs.shape)
         Linv = solve_triangular(L, eye, lower=True)
-        y = jnp.einsum("kij,nj->nki", Linv, x) - jnp.einsum("kij,kj->ki", Linv, gm.means)
-        quad = jnp.sum(y * y, axis=-1)
+        P = jnp.einsum("kji,kjl->kil", Linv, Linv)  # S^{-1} = L^{-T} L^{-1}
         logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(L, axis1=1, axis2=2)), axis=-1)
-        extra = (Linv, y)
+        b = jnp.einsum("kij,kj->ki", P, mc)
     else:
-        prec = 1.0 / (gm.covs if gm.cov_type == "diag" else gm.covs[:, None])  # (K, d) or (K, 1)
-        prec = jnp.broadcast_to(prec, gm.means.shape)
-        # |x - m|^2_P = x^2.P - 2 x.(P m) + m.P m, as matrix products over the component axis.
-        quad = (x * x) @ prec.T - 2.0 * x @ (prec * gm.means).T + jnp.sum(prec * gm.means**2, axis=1)
-        quad = jnp.maximum(quad, 0.0)
-        logdet = -jnp.sum(jnp.log(prec), axis=1)
-        extra = (prec, None)
-    log_terms = logw - 0.5 * quad - 0.5 * logdet - 0.5 * d * _LOG_2PI
-    return log_terms, extra
+        prec = 1.0 / (gm.covs if gm.cov_type == "diag" else gm.covs[:, None])
+        P = jnp.broadcast_to(prec, gm.means.shape)  # diagonal of the precision, (K, d)
+        logdet = -jnp.sum(jnp.log(P), axis=1)
+        b = P * mc
+    c = jnp.sum(mc * b, axis=1)
+    return mu, P, b, c, logdet
+
+
+def _log_terms_chunk(gm: GaussianMixture, coef, xc: jax.Array) -> jax.Array:
+    """``log w_k + log N(x; m_k, S_k)`` for centred points ``xc`` (n, d): shape (n, K).
+
+    The quadratic forms are one matrix product: for full covariances the features are the
+    upper-triangle products ``x_i x_j`` (weight 2 off the diagonal), for diagonal ones ``x_i^2``.
+    """
+    _, P, b, c, logdet = coef
+    d = gm.dim
+    if gm.cov_type == "full":
+        iu, ju = jnp.triu_indices(d)
+        scale = jnp.where(iu == ju, 1.0, 2.0)
+        feats = xc[:, iu] * xc[:, ju]
+        xPx = feats @ (P[:, iu, ju] * scale).T
+    else:
+        xPx = (xc * xc) @ P.T
+    quad = jnp.maximum(xPx - 2.0 * xc @ b.T + c, 0.0)
+    return jnp.log(gm.weights) - 0.5 * quad - 0.5 * logdet - 0.5 * d * _LOG_2PI
+
+
+def _over_chunks(fn, x: jax.Array, n_components: int) -> jax.Array:
+    """Apply ``fn`` to row blocks of ``x`` (sequentially, with lax.map) and concatenate."""
+    n = x.shape[0]
+    chunk = max(256, _CHUNK_ELEMENTS // max(n_components, 1))
+    if n <= chunk:
+        return fn(x)
+    n_blocks = -(-n // chunk)
+    padded = jnp.concatenate([x, jnp.zeros((n_blocks * chunk - n, x.shape[1]), x.dtype)])
+    out = jax.lax.map(fn, padded.reshape(n_blocks, chunk, x.shape[1]))
+    return out.reshape((n_blocks * chunk,) + out.shape[2:])[:n]
 
 
 @jax.jit
 def _logpdf(gm: GaussianMixture, x: jax.Array) -> jax.Array:
-    log_terms, _ = _component_log_terms(gm, x)
-    return logsumexp(log_terms, axis=1)
+    coef = _quadratic_form_coefficients(gm)
+    return _over_chunks(lambda xb: logsumexp(_log_terms_chunk(gm, coef, xb), axis=1), x - coef[0], gm.n_components)
 
 
 @jax.jit
 def _score(gm: GaussianMixture, x: jax.Array) -> jax.Array:
-    log_terms, (factor, y) = _component_log_terms(gm, x)
-    r = jax.nn.softmax(log_terms, axis=1)  # (N, K) responsibilities
-    if gm.cov_type == "full":
-        # S_k^{-1}(x - m_k) = L_k^{-T} y_k
-        return -jnp.einsum("nk,kji,nkj->ni", r, factor, y)
-    # sum_k r_k P_k (x - m_k) = x * (r @ P) - r @ (P m)
-    return -(x * (r @ factor) - r @ (factor * gm.means))
+    coef = _quadratic_form_coefficients(gm)
+    _, P, b, _, _ = coef
+    d = gm.dim
+
+    def block(xc):
+        r = jax.nn.softmax(_log_terms_chunk(gm, coef, xc), axis=1)  # (n, K) responsibilities
+        if gm.cov_type == "full":
+            # sum_k r_k P_k (x - m_k) = (sum_k r_k P_k) x - sum_k r_k b_k  (centred coordinates)
+            A = (r @ P.reshape(P.shape[0], d * d)).reshape(-1, d, d)
+            return -(jnp.einsum("nij,nj->ni", A, xc) - r @ b)
+        return -(xc * (r @ P) - r @ b)
+
+    return _over_chunks(block, x - coef[0], gm.n_components)
 
 
 def _sqrt_covs(gm: GaussianMixture):
