@@ -35,5 +35,15 @@ from .divergences import gaussian_w2 as gaussian_w2
 from .divergences import kl_divergence as kl_divergence
 from .divergences import tv_distance as tv_distance
 from .divergences import w2_1d as w2_1d
+from . import datasets as datasets
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # Submodules that pull in matplotlib are imported on first use, not with the package.
+    if name in ("plots", "checks", "trajectory"):
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

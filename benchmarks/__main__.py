@@ -1,0 +1,68 @@
+"""Run every benchmark: ``python -m benchmarks [--quick] [--json PATH] [--markdown PATH] [--only NAME ...]``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import tempfile
+import time
+
+from ._harness import device_description
+
+TASKS = ["logdensity", "recursion"]
+
+
+def _fmt(x, spec=".3g"):
+    return "-" if x is None else format(x, spec)
+
+
+def markdown(payload: dict) -> str:
+    lines = [f"Device: {payload['device']}", "", "| task | peer | peer s | ours s | ratio | target | met | peer error | ours error | compile s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in payload["tasks"]:
+        met = "-" if r["met"] is None else ("met" if r["met"] else "**missed**")
+        lines.append(
+            f"| {r['task']} | {r['peer']} | {_fmt(r['peer_seconds'])} | {_fmt(r['ours_seconds'])} | {_fmt(r['ratio'], '.1f')}x | "
+            f"{_fmt(r['target_ratio'], 'g')} | {met} | {_fmt(r['peer_error'], '.1e')} | {_fmt(r['ours_error'], '.1e')} | {_fmt(r['ours_compile_seconds'], '.2f')} |"
+        )
+    notes = [f"- {r['task']} vs {r['peer']}: {r['note']}" for r in payload["tasks"] if r.get("note")]
+    return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
+
+
+def _atomic_write(path: str, text: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".bench-")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes (under 3 minutes)")
+    parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    parser.add_argument("--markdown", metavar="PATH", help="write the table as Markdown")
+    parser.add_argument("--only", nargs="*", choices=TASKS, help="run only these task groups")
+    args = parser.parse_args(argv)
+    rows = []
+    start = time.perf_counter()
+    for name in args.only or TASKS:
+        print(f"[benchmarks] {name} ...", file=sys.stderr, flush=True)
+        module = importlib.import_module(f"benchmarks.{name}")
+        rows += [r.to_json() for r in module.run(quick=args.quick)]
+    payload = {"device": device_description(), "quick": args.quick, "seconds": round(time.perf_counter() - start, 1), "tasks": rows}
+    table = markdown(payload)
+    print(table)
+    if args.json:
+        _atomic_write(args.json, json.dumps(payload, indent=2))
+    if args.markdown:
+        _atomic_write(args.markdown, table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

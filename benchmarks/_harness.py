@@ -1,0 +1,82 @@
+"""Timing helpers: compile time apart from steady state, best of several runs with GC off."""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import platform
+import time
+from typing import Any, Callable
+
+import jax
+import numpy as np
+
+
+def block(x: Any) -> Any:
+    """Wait for every JAX array in ``x``."""
+    return jax.tree_util.tree_map(lambda a: a.block_until_ready() if hasattr(a, "block_until_ready") else a, x)
+
+
+def time_fn(fn: Callable[[], Any], repeats: int = 3) -> tuple[float, float, Any]:
+    """Return (first-call seconds, best steady-state seconds, result).
+
+    The first call includes tracing and compilation for JAX code; its excess over the steady
+    state is the compile time. Steady state is the fastest of ``repeats`` calls with GC disabled.
+    """
+    t0 = time.perf_counter()
+    out = block(fn())
+    first = time.perf_counter() - t0
+    best = float("inf")
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            out = block(fn())
+            best = min(best, time.perf_counter() - t0)
+    finally:
+        if enabled:
+            gc.enable()
+    return first, best, out
+
+
+@dataclasses.dataclass
+class TaskResult:
+    """One row of the benchmark table: ours against one peer on one task."""
+
+    task: str
+    peer: str
+    peer_seconds: float
+    ours_seconds: float
+    target_ratio: float | None
+    peer_error: float | None
+    ours_error: float | None
+    ours_compile_seconds: float = 0.0
+    note: str = ""
+
+    @property
+    def ratio(self) -> float:
+        return self.peer_seconds / self.ours_seconds
+
+    @property
+    def met(self) -> bool | None:
+        return None if self.target_ratio is None else bool(self.ratio >= self.target_ratio)
+
+    def to_json(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["ratio"] = self.ratio
+        out["met"] = self.met
+        return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in out.items()}
+
+
+def device_description() -> str:
+    dev = jax.devices()
+    cpu = platform.processor() or platform.machine()
+    return f"{len(dev)} x {dev[0].platform} ({dev[0].device_kind}); {cpu}; jax {jax.__version__}"
+
+
+def matmul_peak_gflops(n: int = 2000, repeats: int = 5) -> float:
+    """Measured float64 matmul rate of this machine (numpy/BLAS, all cores), in GFLOP/s."""
+    a = np.random.default_rng(0).standard_normal((n, n))
+    _, best, _ = time_fn(lambda: a @ a, repeats)
+    return 2.0 * n**3 / best / 1e9
