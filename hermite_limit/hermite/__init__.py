@@ -18,3 +18,5 @@ from ._indices import graded_indices as graded_indices
 from ._polynomials import gauss_hermite as gauss_hermite
 from ._polynomials import hermite_polynomials as hermite_polynomials
 from ._polynomials import hermite_products as hermite_products
+from ._spectrum import EnergySpectrum as EnergySpectrum
+from ._spectrum import energy_spectrum as energy_spectrum
