@@ -40,9 +40,11 @@ def exact_work_per_index(gm: GaussianMixture) -> float:
 def mixture_coefficients(gm: GaussianMixture, order: int):
     """Exact ``(values, errors)`` of a mixture, both (M,) in graded order.
 
-    ``errors`` is the rounding bound ``4 eps (|n| + 2) sum_k w_k |a_n^(k)|`` (the recursion is a
-    sum of products with relative error growing linearly in the order; the mixture sum can
-    cancel, so the scale is the component-wise absolute sum).
+    ``errors`` is the rounding estimate ``4 eps (|n| + 2) sum_k w_k s_n^(k)`` with ``s_n^(k)`` the
+    magnitude of the terms summed in the last recursion step for component ``k``
+    (``(|mu_j a_{n-e_j}| + |sum_k ...|) / sqrt(n_j)``): relative error growing linearly in the
+    order, measured against the terms rather than the result, so that values near a sign change
+    and mixtures whose components cancel get an honest bound.
     """
     full = gm.cov_type == "full"
     d = gm.dim
@@ -77,7 +79,8 @@ def _exact(weights, means, B, *, order: int, dim: int, full: bool):
         else:
             back = jnp.take_along_axis(B, jnp.broadcast_to(j, (K, W)), axis=1) * coef * prev2[:, grand]
         new = (lead + back) / div
-        return (prev1, new), jnp.stack([weights @ new, weights @ jnp.abs(new)])
+        size = (jnp.abs(lead) + jnp.abs(back)) / div  # magnitude of the summed terms
+        return (prev1, new), jnp.stack([weights @ new, weights @ size])
 
     _, levels = jax.lax.scan(step, (jnp.zeros_like(a0), a0), xs)
     return _finish(jnp.concatenate([level0[None], levels]), tab, order)

@@ -21,6 +21,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy.linalg import eigvalsh_tridiagonal
+from scipy.special import logsumexp
 
 from .._precision import x64
 from .._validation import as_float_array, check_positive_int, is_concrete
@@ -156,39 +158,34 @@ def gauss_hermite(n_nodes: int) -> tuple[jax.Array, jax.Array]:
 
 @functools.lru_cache(maxsize=64)
 def _gauss_hermite(n: int):
+    """The rule as float64 JAX arrays. It depends on ``n`` only, so it is computed once in numpy
+    (no compilation per ``n``) and cached; under ``jit`` it enters as a constant."""
+    x, w = _gauss_hermite_numpy(n)
     with jax.enable_x64(True):
-        return _gauss_hermite_jit(n)
+        return jnp.asarray(x), jnp.asarray(w)
 
 
-@functools.partial(jax.jit, static_argnames="n")
-def _gauss_hermite_jit(n: int):
+def _gauss_hermite_numpy(n: int):
     if n == 1:
-        return jnp.zeros(1), jnp.ones(1)
-    off = jnp.sqrt(jnp.arange(1, n, dtype=jnp.float64))
-    J = jnp.diag(off, 1) + jnp.diag(off, -1)
-    x = jnp.linalg.eigvalsh(J)
+        return np.zeros(1), np.ones(1)
+    x = eigvalsh_tridiagonal(np.zeros(n), np.sqrt(np.arange(1.0, n)))
     x = 0.5 * (x - x[::-1])  # exact symmetry
     for _ in range(2):
         hn, hn1, _ = _scaled_pair(x, n)
-        x = x - hn / (jnp.sqrt(float(n)) * hn1)
+        x = x - hn / (math.sqrt(n) * hn1)
     x = 0.5 * (x - x[::-1])
     _, hn1, log_scale = _scaled_pair(x, n)
-    logw = -math.log(n) - 2.0 * (jnp.log(jnp.abs(hn1)) + log_scale)
-    w = jnp.exp(logw - jax.scipy.special.logsumexp(logw))
-    w = 0.5 * (w + w[::-1])
-    return x, w
+    logw = -math.log(n) - 2.0 * (np.log(np.abs(hn1)) + log_scale)
+    w = np.exp(logw - logsumexp(logw))
+    return x, 0.5 * (w + w[::-1])
 
 
 def _scaled_pair(x, n):
     """``(h_n(x), h_{n-1}(x)) * exp(-log_scale)`` by the recurrence, rescaled every step."""
-
-    def step(carry, k):
-        prev, cur, ls = carry
-        nxt = (x * cur - jnp.sqrt(k) * prev) / jnp.sqrt(k + 1.0)
-        s = jnp.maximum(jnp.abs(nxt), jnp.abs(cur))
-        s = jnp.where(s > 0, s, 1.0)
-        return (cur / s, nxt / s, ls + jnp.log(s)), None
-
-    init = (jnp.ones_like(x), x, jnp.zeros_like(x))
-    (prev, cur, ls), _ = jax.lax.scan(step, init, jnp.arange(1, n, dtype=x.dtype))
+    prev, cur, ls = np.ones_like(x), x.copy(), np.zeros_like(x)
+    for k in range(1, n):
+        nxt = (x * cur - math.sqrt(k) * prev) / math.sqrt(k + 1.0)
+        s = np.maximum(np.abs(nxt), np.abs(cur))
+        s = np.where(s > 0, s, 1.0)
+        prev, cur, ls = cur / s, nxt / s, ls + np.log(s)
     return cur, prev, ls

@@ -74,8 +74,10 @@ def _log_ratio_weights(logp: Callable, z, w, m, L):
     logdet = jnp.sum(jnp.log(jnp.abs(jnp.diag(L))))
     log_phi = -0.5 * jnp.sum(z * z, axis=1) - 0.5 * d * math.log(2 * math.pi)
     lp = jax.vmap(logp)(x)
-    v = w * jnp.exp(lp - log_phi + logdet)
-    return x, jnp.where(w > 0, v, 0.0)
+    ratio = jnp.exp(lp - log_phi + logdet)
+    if w.ndim == 2:
+        ratio = ratio[:, None]
+    return x, jnp.where(w > 0, w * ratio, 0.0)
 
 
 def pilot_moments(logp: Callable, d: int, seed: int):
@@ -102,17 +104,18 @@ def quadrature_coefficients(logp: Callable, d: int, order: int, mean, cov, scale
         n = n_nodes or default_nodes(order, d)
         n_coarse = max(1, math.ceil(2 * n / 3))
         z, w = tensor_rule(n, d)
-        x, v = _log_ratio_weights(logp, z, w, mean, L)
-        fine, absum, _ = weighted_sums(x, v, order)
         zc, wc = tensor_rule(n_coarse, d)
-        xc, vc = _log_ratio_weights(logp, zc, wc, mean, L)
-        coarse, _, _ = weighted_sums(xc, vc, order)
-        return fine, jnp.abs(fine - coarse) + 16.0 * EPS * absum
+        # one pass over both rules (one compilation): weight columns (fine, coarse)
+        P, Pc = z.shape[0], zc.shape[0]
+        w2 = jnp.concatenate([jnp.stack([w, jnp.zeros(P)], 1), jnp.stack([jnp.zeros(Pc), wc], 1)])
+        x, v = _log_ratio_weights(logp, jnp.concatenate([z, zc]), w2, mean, L)
+        sums, absum, _ = weighted_sums(x, v, order)
+        fine, coarse = sums[0], sums[1]
+        return fine, jnp.abs(fine - coarse) + 16.0 * EPS * absum[0]
     Z = rqmc_rules(d, log2_points, n_random, seed)
-    P = Z.shape[1]
-    ests = []
-    for r in range(n_random):
-        x, v = _log_ratio_weights(logp, Z[r], jnp.full(P, 1.0 / P), mean, L)
-        ests.append(weighted_sums(x, v, order)[0])
-    ests = jnp.stack(ests)
+    R, P = Z.shape[0], Z.shape[1]
+    # one pass over all replicates: weight column r is 1/P on replicate r's points
+    w2 = jnp.kron(jnp.eye(R), jnp.full((P, 1), 1.0 / P))
+    x, v = _log_ratio_weights(logp, Z.reshape(R * P, d), w2, mean, L)
+    ests = weighted_sums(x, v, order)[0]
     return ests.mean(0), ests.std(0, ddof=1) / math.sqrt(n_random)

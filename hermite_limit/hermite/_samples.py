@@ -19,21 +19,31 @@ from ._polynomials import _products
 _CHUNK_ELEMENTS = 2**22
 
 
-def weighted_sums(x, v, order: int, *, squares: bool = False):
+def weighted_sums(x, v, order: int, *, squares: bool = False, _groups: int = 0):
     """``S1_n = sum_i v_i h_n(x_i)``, ``A_n = sum_i |v_i h_n(x_i)|`` and (``squares``)
     ``S2_n = sum_i v_i h_n(x_i)^2`` for all ``|n| <= order``, chunked over points.
 
-    ``x`` (P, d), ``v`` (P,). Returns (S1, A, S2) (S2 None unless asked), each (M,).
+    ``x`` (P, d), ``v`` (P,) or (P, G) for G weightings at once. Returns (S1, A, S2) (S2 None
+    unless asked), each (M,) or (G, M).
     """
+    if v.ndim == 2:
+        s1, a, s2 = weighted_sums(x, v.T.reshape(-1), order, squares=squares, _groups=v.shape[1])
+        return s1, a, s2
     P, d = x.shape
+    G = max(_groups, 1)
     tab = _tables(order, d)
     M = tab["indices"].shape[0]
-    chunk = int(max(1, min(P, _CHUNK_ELEMENTS // max(M * d, 1))))
+    chunk = int(max(1, min(P, _CHUNK_ELEMENTS // max(M * (d + G), 1))))
     n_chunks = -(-P // chunk)
     pad = n_chunks * chunk - P
     xp = jnp.concatenate([x, jnp.zeros((pad, d), x.dtype)]).reshape(n_chunks, chunk, d)
-    vp = jnp.concatenate([v, jnp.zeros((pad,), v.dtype)]).reshape(n_chunks, chunk)
-    return _sums(xp, vp, order=order, squares=squares)
+    vp = jnp.concatenate([v.reshape(G, P), jnp.zeros((G, pad), v.dtype)], axis=1)
+    vp = vp.reshape(G, n_chunks, chunk).transpose(1, 2, 0)
+    s1, a, s2 = _sums(xp, vp, order=order, squares=squares)
+    if not _groups:
+        s1, a = s1[0], a[0]
+        s2 = None if s2 is None else s2[0]
+    return s1, a, s2
 
 
 @functools.partial(jax.jit, static_argnames=("order", "squares"))
@@ -45,15 +55,14 @@ def _sums(xp, vp, *, order: int, squares: bool):
     def body(carry, chunk):
         xc, vc = chunk
         H = _products(xc, idx, order)  # (chunk, M)
-        vh = vc[:, None] * H
         s1, a, s2 = carry
-        s1 = s1 + vh.sum(0)
-        a = a + jnp.abs(vh).sum(0)
+        s1 = s1 + vc.T @ H  # (G, M)
+        a = a + jnp.abs(vc).T @ jnp.abs(H)
         if squares:
-            s2 = s2 + (vh * H).sum(0)
+            s2 = s2 + vc.T @ (H * H)
         return (s1, a, s2), None
 
-    z = jnp.zeros(M, dtype=xp.dtype)
+    z = jnp.zeros((vp.shape[-1], M), dtype=xp.dtype)
     (s1, a, s2), _ = jax.lax.scan(body, (z, z, z), (xp, vp))
     return s1, a, (s2 if squares else None)
 
