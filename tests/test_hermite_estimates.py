@@ -45,7 +45,7 @@ def test_samples_within_standard_error(getkey):
     ex = np.asarray(hl.hermite_coefficients(gm, 4).values)
     s = hl.hermite_coefficients(gm, 4, method="samples", key=getkey(), n_samples=40_000)
     err = np.asarray(s.errors)
-    assert s.method == "samples" and err[0] < 1e-12
+    assert s.method == "samples" and err[0] < 1e-7  # sqrt of a rounding-level variance
     z = np.abs(np.asarray(s.values) - ex)[1:] / err[1:]
     assert np.all(z <= 4.5)  # 14 coefficients; 4.5 standard errors
     x = np.asarray(gm.sample(getkey(), 1000))
