@@ -58,7 +58,7 @@ def attenuation(m: Any, alpha: Any, t0: Any) -> jax.Array:
     --------
     >>> import hermite_limit as hl
     >>> [round(float(v), 12) for v in hl.attenuation([0, 1, 2], 0.5, 0.1)]
-    [1.0, 0.826795467738, 0.690574063466]
+    [1.0, 0.826212868242, 0.69309410637]
     """
     m = _orders(m)
     alpha = jnp.asarray(check_alpha(alpha), dtype=jnp.float64)
