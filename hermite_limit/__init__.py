@@ -26,6 +26,20 @@ from ._time import schedule_times as schedule_times
 from ._time import time_from_noise_variance as time_from_noise_variance
 from ._time import time_from_rho as time_from_rho
 from ._time import vp_to_ou_time as vp_to_ou_time
+from .hermite import EnergySpectrum as EnergySpectrum
+from .hermite import HermiteCoefficients as HermiteCoefficients
+from .hermite import attenuation as attenuation
+from .hermite import contraction_rate as contraction_rate
+from .hermite import energy_spectrum as energy_spectrum
+from .hermite import gauss_hermite as gauss_hermite
+from .hermite import graded_indices as graded_indices
+from .hermite import half_power_order as half_power_order
+from .hermite import hermite_coefficients as hermite_coefficients
+from .hermite import hermite_polynomials as hermite_polynomials
+from .hermite import hermite_products as hermite_products
+from .hermite import mode_half_life as mode_half_life
+from .hermite import ou_push_coefficients as ou_push_coefficients
+from .hermite import schedule_attenuation as schedule_attenuation
 
 from .divergences import Estimate as Estimate
 from .divergences import chi2_divergence as chi2_divergence
