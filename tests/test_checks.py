@@ -3,6 +3,8 @@
 import json
 import math
 
+import numpy as np
+
 import pytest
 
 import hermite_limit as hl
@@ -54,3 +56,25 @@ def test_config_validation(tmp_path):
     bad.write_text("tee0 = 1\n")
     with pytest.raises(ValueError, match="unknown keys"):
         checks.VerifyConfig.from_toml(bad)
+
+
+def test_attenuation_check_detects_a_wrong_law(bimodal):
+    good = checks.check_attenuation(bimodal, 0.5, 0.1, order=6)
+    assert good.passed and good.measured <= good.tolerance
+    assert not checks.check_attenuation(bimodal, 0.5, 0.1, order=6, law=lambda m: np.exp(-0.1 * m)).passed
+    seed = datasets.seed_gmm10()
+    assert checks.check_attenuation(seed, 0.3, 0.1, order=3).passed
+
+
+def test_mode_rate_check_detects_a_wrong_rate(bimodal):
+    assert checks.check_mode_rates(bimodal, 0.5, 0.1, n=8).passed
+    wrong = checks.check_mode_rates(bimodal, 0.5, 0.1, n=8, rate=lambda m: 0.5 * np.exp(-0.2 * m))
+    assert not wrong.passed
+
+
+def test_annealed_check_detects_a_wrong_rate(bimodal):
+    good = checks.check_annealed_schedules(bimodal, 0.5, 0.2, n=50, n_asymptotic=2000)
+    assert good.passed
+    wrong = checks.check_annealed_schedules(bimodal, 0.5, 0.2, n=50, n_asymptotic=2000,
+                                            predicted_error=lambda m, t, a: m * t / (2 * a))
+    assert not wrong.passed

@@ -13,6 +13,7 @@ from .. import datasets
 from .._validation import check_alpha, check_positive_int, check_time
 from ._record import CheckRecord
 from ._recursion import check_fixed_point, check_init_independence, check_no_fresh_data, check_tv_rate, check_w2_rate
+from ._spectral import check_annealed_schedules, check_attenuation, check_mode_rates
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +67,12 @@ def planned_checks(config: VerifyConfig) -> list[tuple[str, Callable[[], CheckRe
         plan.append((f"fixed point alpha={alpha}", lambda a=alpha: check_fixed_point(bimodal, a, t0)))
         plan.append((f"W2 rate alpha={alpha}", lambda a=alpha: check_w2_rate(bimodal, a, t0, n=8 if config.quick else 15)))
         plan.append((f"TV rate alpha={alpha}", lambda a=alpha: check_tv_rate(bimodal, a, t0, n=6 if config.quick else 10)))
+    seed = datasets.seed_gmm10()
+    for alpha in config.alphas:
+        plan.append((f"attenuation alpha={alpha}", lambda a=alpha: check_attenuation(seed, a, t0, order=3 if config.quick else 4)))
+        plan.append((f"mode rates alpha={alpha}", lambda a=alpha: check_mode_rates(bimodal, a, t0)))
+    mid = config.alphas[len(config.alphas) // 2]
+    plan.append(("annealed schedules", lambda: check_annealed_schedules(bimodal, mid, t0, n_asymptotic=5000 if config.quick else 20_000)))
     plan.append(("init independence", lambda: check_init_independence(bimodal, config.alphas[len(config.alphas) // 2], t0)))
     plan.append(("no fresh data", lambda: check_no_fresh_data(bimodal, t0)))
     return plan
