@@ -12,7 +12,7 @@ import time
 
 from ._harness import device_description
 
-TASKS = ["logdensity", "recursion"]
+TASKS = ["hermite", "logdensity", "recursion"]
 
 
 def _fmt(x, spec=".3g"):
