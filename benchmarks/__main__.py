@@ -44,17 +44,19 @@ def _atomic_write(path: str, text: str) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes (under 3 minutes)")
+    parser.add_argument("--tiny", action="store_true", help="smallest sizes, for the test suite (numbers not meaningful)")
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
     parser.add_argument("--markdown", metavar="PATH", help="write the table as Markdown")
     parser.add_argument("--only", nargs="*", choices=TASKS, help="run only these task groups")
     args = parser.parse_args(argv)
+    size = "tiny" if args.tiny else ("quick" if args.quick else "full")
     rows = []
     start = time.perf_counter()
     for name in args.only or TASKS:
         print(f"[benchmarks] {name} ...", file=sys.stderr, flush=True)
         module = importlib.import_module(f"benchmarks.{name}")
-        rows += [r.to_json() for r in module.run(quick=args.quick)]
-    payload = {"device": device_description(), "quick": args.quick, "seconds": round(time.perf_counter() - start, 1), "tasks": rows}
+        rows += [r.to_json() for r in module.run(size=size)]
+    payload = {"device": device_description(), "size": size, "seconds": round(time.perf_counter() - start, 1), "tasks": rows}
     table = markdown(payload)
     print(table)
     if args.json:

@@ -84,11 +84,13 @@ def rel_err(values, ref, scale):
     return float(np.max(np.abs(np.asarray(values) - ref) / scale))
 
 
-def run(quick: bool = False) -> list[TaskResult]:
+def run(size: str = "full") -> list[TaskResult]:
+    quick = size != "full"
+    tiny = size == "tiny"
     rng = np.random.default_rng(0)
-    B = 100 if quick else 1000
+    B = 20 if tiny else (100 if quick else 1000)
     w, m, v = random_batch(rng, B)
-    n_ref = 3 if quick else 10
+    n_ref = 2 if tiny else (3 if quick else 10)
     refs = [reference(w[b], m[b], v[b]) for b in range(n_ref)]
     one = hl.GaussianMixture(w[0], m[0], v[0])
 

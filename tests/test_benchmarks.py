@@ -1,0 +1,30 @@
+"""The benchmark runner end to end at the smallest size: the JSON has the documented schema."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+KEYS = {"task", "peer", "peer_seconds", "ours_seconds", "ratio", "target_ratio", "met", "peer_error", "ours_error"}
+
+
+def test_benchmarks_tiny_run_writes_schema(tmp_path):
+    out = tmp_path / "bench.json"
+    md = tmp_path / "bench.md"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--tiny", "--json", str(out), "--markdown", str(md)],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    payload = json.loads(out.read_text())
+    assert isinstance(payload["device"], str) and payload["tasks"]
+    for row in payload["tasks"]:
+        assert KEYS <= set(row)
+        assert row["peer_seconds"] > 0 and row["ours_seconds"] > 0
+        assert abs(row["ratio"] - row["peer_seconds"] / row["ours_seconds"]) <= 1e-9 * row["ratio"]
+        if row["target_ratio"] is not None:
+            assert row["met"] == (row["ratio"] >= row["target_ratio"])
+        if row["ours_error"] is not None:
+            assert row["ours_error"] < 1e-6  # our answers are right even at the smallest size
+    assert "| task | peer |" in md.read_text()
