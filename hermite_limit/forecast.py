@@ -175,9 +175,7 @@ def forecast(data: Any, alpha: float, t0: float, generations: int, budget: float
     gel = _gelbrich(data, F)
     w2 = None
     if data.n_components <= MAX_COMPONENTS_FOR_W2:
-        from .trajectory import trajectory
-
-        w2 = np.asarray(trajectory(data, alpha, t0, N).w2_pc1_to_data)
+        w2 = _w2_pc1(data, alpha, t0, N)
 
     lam_pc, V = np.linalg.eigh(np.asarray(data.cov()))
     dirs = V[:, ::-1][:, :k].T.copy()
@@ -223,6 +221,20 @@ def _gelbrich(data: GaussianMixture, F: np.ndarray) -> np.ndarray:
         second = Fk[2] * (second0 - eye) + eye if len(Fk) > 2 else second0
         out.append(gaussian_w2(m, second - np.outer(m, m), m0, S0))
     return np.array(out)
+
+
+def _w2_pc1(data: GaussianMixture, alpha: float, t0: float, N: int) -> np.ndarray:
+    """Exact W2 between the PC-1 projections of p_n and p_data, n = 0..N (as ``trajectory`` reports).
+
+    Projection commutes with the OU semigroup, so p_n projected is generation n of the projected data:
+    the recursion runs in one dimension.
+    """
+    from ._limit import generation
+    from .divergences import w2_1d
+    from .trajectory import principal_axis
+
+    d1 = data.project(principal_axis(data))
+    return np.array([0.0] + [w2_1d(generation(d1, alpha, t0, n), d1).value for n in range(1, N + 1)])
 
 
 def _search(family: str, alpha: float, t0: float, N: int, E: np.ndarray, B: float) -> dict:
