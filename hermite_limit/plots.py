@@ -209,8 +209,9 @@ def energy_spectra_plot(data, others, order: int, *, title: str = "", path=None)
     m = np.arange(order + 1)
     fig, ax = plt.subplots(figsize=(6.4, 4.2), constrained_layout=True)
     markers = "osD^v<>p"
+    floor = 1e-14 * max(float(np.max(np.abs(e))) for _, e in series)  # round-off zeros (symmetric laws)
     for i, (label, e) in enumerate(series):
-        ax.plot(m, _positive(e), marker=markers[i % len(markers)], ls="-" if i == 0 else "--", color=_colour(i),
+        ax.plot(m, _positive(np.where(np.abs(e) > floor, e, 0.0)), marker=markers[i % len(markers)], ls="-" if i == 0 else "--", color=_colour(i),
                 label=label, lw=1.8)
     ax.set_yscale("log")
     ax.set_xlabel("total Hermite order m")
