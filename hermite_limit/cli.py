@@ -406,6 +406,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"hermite-limit {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    finally:
+        if "matplotlib.pyplot" in sys.modules:  # figures are saved; free them (main may run many times in-process)
+            sys.modules["matplotlib.pyplot"].close("all")
 
 
 if __name__ == "__main__":

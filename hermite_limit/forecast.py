@@ -47,9 +47,7 @@ FAMILIES = {
     "power-law": ("power", np.round(np.arange(0.0, 4.0 + 1e-9, 0.05), 10)),
     "geometric": ("ratio", np.round(np.arange(1.0, 0.5 - 1e-9, -0.01), 10)),
 }
-# Above this many mixture components the exact W2 on PC 1 (a 1-D quantile coupling per generation)
-# is skipped: it is seconds per generation for thousands of point masses.
-MAX_COMPONENTS_FOR_W2 = 256
+from .trajectory import MAX_COMPONENTS_FOR_W2  # above it the exact W2 on PC 1 is skipped (seconds per generation)
 
 
 def family_times(family: str, t0: float, parameter: float, n: int) -> np.ndarray:

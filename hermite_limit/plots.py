@@ -134,7 +134,8 @@ def trajectory_figure(traj, path=None):
         return np.where(y > 0, y, np.nan)
 
     ax.plot(n, positive(traj.gelbrich_to_data), "o-", color=PALETTE[0], label="Gelbrich W2 lower bound to data")
-    ax.plot(n, positive(traj.w2_pc1_to_data), "s-", color=PALETTE[1], label="exact W2 to data on PC 1")
+    if np.any(np.isfinite(np.asarray(traj.w2_pc1_to_data, dtype=float))):
+        ax.plot(n, positive(traj.w2_pc1_to_data), "s-", color=PALETTE[1], label="exact W2 to data on PC 1")
     if traj.w2_pc1_to_limit is not None:
         ax.plot(n, positive(traj.w2_pc1_to_limit), "^-", color=PALETTE[2], label="exact W2 to limit on PC 1")
     ax.set_yscale("log")
