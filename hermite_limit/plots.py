@@ -338,8 +338,11 @@ def contribution_heatmap(matrix, labels: Sequence, *, title: str = "", xlabel: s
                    norm=LogNorm(vmin=vmin, vmax=float(pos.max()) if pos.size else 1.0))
     ax.set_yticks(range(len(labels)))
     ax.set_yticklabels([f"alpha={v:g}" if isinstance(v, (int, float, np.floating)) else str(v) for v in labels])
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(xlabel)
-    ax.set_title(title or f"Weight of each generation's error in D_N (N={M.shape[1]})")
+    ax.set_title(title or f"Weight of each generation's error in D_N (N={M.shape[1]}; floor 1e-12 of the max)")
     fig.colorbar(im, ax=ax, label="contribution weight")
     return _finish(fig, path)
 
