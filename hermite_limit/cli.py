@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+
+import numpy as np
 import time
 import tomllib
 from pathlib import Path
@@ -132,12 +134,13 @@ def _limit(args) -> int:
     fig = law_panel([(data, "data"), (lim.mixture, "limit")], seed=opts["seed"],
                     title=f"Limit of retraining: alpha={alpha:g}, t0={t0:.4g}")
     _io.save_figure_atomic(fig, out / "limit.png")
+    _image_outputs(data, opts, out, "limit", alpha, t0, opts["generations"], lim)
     print(f"limit: {lim.n_terms} terms, tail mass {lim.tail_mass:.2e}; wrote {out / 'limit.json'}, {out / 'limit.png'}")
     return 0
 
 
 def _generations(args) -> int:
-    from . import _io
+    from . import _io, limit_distribution
     from .trajectory import trajectory
 
     opts, data, source, alpha, t0, out = _setup(args)
@@ -148,8 +151,126 @@ def _generations(args) -> int:
     traj = trajectory(data, alpha, schedule, n)
     _io.write_json_atomic(out / "generations.json", {"source": source, "alpha": alpha, **traj.to_json()})
     _io.save_figure_atomic(traj.figure(), out / "generations.png")
+    constant = np.allclose(traj.times, traj.times[0], rtol=1e-14)
+    lim = limit_distribution(data, alpha, float(traj.times[0]), opts["tol"]) if constant and alpha > 0 and opts.get("preset") == "digits" else None
+    _image_outputs(data, opts, out, "generations", alpha, schedule, n, lim)
     print(f"generations: {n}; wrote {out / 'generations.json'}, {out / 'generations.png'}")
     return 0
+
+
+def _spectrum(args) -> int:
+    from . import _io
+    from .hermite import attenuation, energy_spectrum, hermite_coefficients
+    from .plots import attenuation_plot, energy_spectra_plot
+
+    opts, data, source, alpha, t0, out = _setup(args)
+    order = _order(opts)
+    lim = _limit_law(data, alpha, t0, opts)
+    lam = np.asarray(attenuation(np.arange(order + 1), alpha, t0))
+    payload = {"source": source, "alpha": alpha, "t0": t0, "dim": data.dim, "order": order,
+               "orders": list(range(order + 1)), "attenuation": lam.tolist(),
+               "n_terms": lim.n_terms, "tail_mass": lim.tail_mass}
+    if data.dim <= 3:
+        cd, cl = hermite_coefficients(data, order), hermite_coefficients(lim, order)
+        ed, el = np.asarray(cd.energies()), np.asarray(cl.energies())
+        payload.update(
+            method="coefficients (exact, every multi-index)",
+            data_energies=ed.tolist(), limit_energies=el.tolist(),
+            data_energy_errors=_energy_errors(cd, order).tolist(), limit_energy_errors=_energy_errors(cl, order).tolist(),
+            coefficients={"indices": np.asarray(cd.indices).tolist(), "data": np.asarray(cd.values).tolist(),
+                          "limit": np.asarray(cl.values).tolist(), "data_errors": np.asarray(cd.errors).tolist(),
+                          "limit_errors": np.asarray(cl.errors).tolist()},
+        )
+    else:
+        sd = energy_spectrum(data, order)
+        ed = np.asarray(sd.energies)
+        if lim.mixture.n_components <= _MAX_DIRECT_SPECTRUM:
+            sl = energy_spectrum(lim, order)
+            el, el_err, how = np.asarray(sl.energies), np.asarray(sl.errors), "energy_spectrum of the limit mixture"
+        else:  # thousands of components: E_m(p_inf) = lambda_m^2 E_m(p_data) exactly (Mehler)
+            el, el_err, how = lam**2 * ed, lam**2 * np.asarray(sd.errors), "lambda_m^2 E_m(data)"
+        payload.update(method=f"energy_spectrum (data: exact series; limit: {how})", data_energies=ed.tolist(),
+                       limit_energies=el.tolist(), data_energy_errors=np.asarray(sd.errors).tolist(),
+                       limit_energy_errors=el_err.tolist())
+    payload["limit_energies_from_attenuation"] = (lam**2 * ed).tolist()
+    _io.write_json_atomic(out / "spectrum.json", payload)
+    energy_spectra_plot(data, [("limit p_inf", el)], order, path=out / "spectrum.png",
+                        title=f"Hermite energy per order: alpha={alpha:g}, t0={t0:.4g}, d={data.dim}")
+    attenuation_plot([alpha], [t0], max_order=max(order, 10), path=out / "attenuation.png")
+    print(f"spectrum: orders 0..{order}; wrote {out / 'spectrum.json'}, {out / 'spectrum.png'}, {out / 'attenuation.png'}")
+    return 0
+
+
+def _forecast(args) -> int:
+    from . import _io
+    from ._validation import check_positive_int
+    from .forecast import forecast
+
+    opts, data, source, alpha, t0, out = _setup(args)
+    n = check_positive_int(opts["generations"], "generations", allow_zero=False)
+    budget = opts.get("budget", 0.05)
+    fc = forecast(data, alpha, t0, n, budget, order=_order(opts), n_pcs=args.pcs)
+    _io.write_json_atomic(out / "forecast.json", {"source": source, **fc.to_json()})
+    fc.figure(path=out / "forecast.png")
+    rec = fc.recommended
+    print(f"forecast: constant t0 gives relative spectral error {fc.spectral_error[-1]:.3g} after {n} generations "
+          f"(budget {fc.budget:g}); mildest schedule within budget: {rec['rule'] if rec else 'none in the families'}; "
+          f"wrote {out / 'forecast.json'}, {out / 'forecast.png'}")
+    return 0
+
+
+_MAX_DIRECT_SPECTRUM = 4000
+
+
+def _order(opts: dict) -> int:
+    from ._validation import check_positive_int
+
+    return check_positive_int(opts["order"], "order", allow_zero=False)
+
+
+def _limit_law(data, alpha, t0, opts):
+    from . import limit_distribution
+
+    if alpha == 0:
+        raise ValueError("alpha must be > 0 for a limit other than N(0, I); got alpha=0")
+    return limit_distribution(data, alpha, t0, opts["tol"])
+
+
+def _energy_errors(c, order: int):
+    """Round-off/estimate bound on E_m from the coefficient errors: sum_{|n|=m} (2 |a_n| e_n + e_n^2)."""
+    v, e = np.abs(np.asarray(c.values)), np.asarray(c.errors)
+    per = 2 * v * e + e * e
+    return np.bincount(np.asarray(c.order_of_index), weights=per, minlength=order + 1)[: order + 1]
+
+
+def _image_outputs(data, opts, out: Path, prefix: str, alpha: float, schedule, n: int, lim) -> None:
+    """For image presets: a grid of exact samples (data, some generations, the limit) and the spectrum."""
+    import jax
+
+    from . import generation
+    from .plots import energy_spectra_plot, image_grid
+    from .hermite import attenuation, energy_spectrum
+
+    if opts.get("preset") != "digits":
+        return
+    shape, n_img = (8, 8), 8
+    key = jax.random.key(opts["seed"])
+    rows = {"data": np.asarray(data.sample(jax.random.fold_in(key, 0), n_img))}
+    for k in sorted({1, max(1, n // 2), n}):
+        rows[f"generation {k}"] = np.asarray(generation(data, alpha, schedule, k).sample(jax.random.fold_in(key, k + 1), n_img))
+    if lim is not None:
+        rows["limit"] = np.asarray(lim.sample(jax.random.fold_in(key, 10_000), n_img))
+    image_grid(rows, shape, path=out / f"{prefix}_images.png", title=f"Exact samples, alpha={alpha:g}")
+    order = min(_order(opts), 12)
+    ed = np.asarray(energy_spectrum(data, order).energies)
+    series = []
+    if lim is not None:
+        series.append(("limit p_inf (lambda_m^2 E_m)", np.asarray(attenuation(np.arange(order + 1), alpha, lim.t0)) ** 2 * ed))
+    from .hermite import schedule_attenuation
+
+    series.append((f"generation {n}", np.asarray(schedule_attenuation(np.arange(order + 1), alpha, schedule, n)) ** 2 * ed))
+    energy_spectra_plot(ed, series, order, path=out / f"{prefix}_spectrum.png",
+                        title="Hermite energy of the digit images (exact, empirical law)")
 
 
 def _schedule(opts: dict, t0: float):
@@ -231,6 +352,34 @@ def build_parser() -> argparse.ArgumentParser:
     gens.add_argument("--schedule", help="constant (default), harmonic, geometric (ratio 0.8), power-law (power 0.5)")
     gens.set_defaults(run=_generations)
 
+    spec = sub.add_parser(
+        "spectrum", help="Hermite energy spectrum of data and limit, and the attenuation", formatter_class=fmt,
+        description="Hermite energy per total order E_m = sum_{|n|=m} a_n^2 of the data and of the limit, and the "
+        "attenuation lambda_m; every coefficient to --order for d <= 3, energies (energy_spectrum) above. "
+        "Writes spectrum.json, spectrum.png and attenuation.png.",
+        epilog="examples:\n  hermite-limit spectrum --preset bimodal-1d --alpha 0.3 --t0 0.05 --order 20 --out spec\n"
+        "  hermite-limit spectrum --preset digits --order 6 --out spec\n"
+        "  hermite-limit spectrum --data samples.npy --alpha 0.5 --ddpm-step 10 --out spec",
+    )
+    _add_data_options(spec)
+    spec.set_defaults(run=_spectrum)
+
+    fc = sub.add_parser(
+        "forecast", help="what N generations will do, and the mildest schedule within a budget", formatter_class=fmt,
+        description="Forecast --generations N of retraining with constant --t0: the loss 1 - f_m of every Hermite "
+        "order, distances to the data per generation, the energy lost along each principal component, and the "
+        "mildest annealed schedule (power-law t0/(i+1)^p or geometric t0 r^i) whose relative spectral error "
+        "sum_m (1-f_m)^2 E_m / sum_m E_m (orders 1..--order) after N generations is <= --budget. "
+        "Writes forecast.json and forecast.png (a one-page summary).",
+        epilog="examples:\n  hermite-limit forecast --preset bimodal-1d --alpha 0.3 --t0 0.1 --generations 20 --budget 0.05 --out fc\n"
+        "  hermite-limit forecast --data samples.npy --alpha 0.5 --vp-eps 1e-3 --budget 0.01 --out fc\n"
+        "  hermite-limit forecast --preset digits --generations 10 --order 6 --out fc",
+    )
+    _add_data_options(fc)
+    fc.add_argument("--budget", type=float, help="allowed relative spectral error after N generations, in (0, 1] (default 0.05)")
+    fc.add_argument("--pcs", type=int, default=5, help="principal components reported (default 5)")
+    fc.set_defaults(run=_forecast)
+
     verify = sub.add_parser(
         "verify", help="check every theorem numerically and write a report", formatter_class=fmt,
         description="Run every check; write DIR/report.json, DIR/report.md and PNGs. Exit 0 only if all pass.",
@@ -257,6 +406,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"hermite-limit {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    finally:
+        if "matplotlib.pyplot" in sys.modules:  # figures are saved; free them (main may run many times in-process)
+            sys.modules["matplotlib.pyplot"].close("all")
 
 
 if __name__ == "__main__":
