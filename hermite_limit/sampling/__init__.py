@@ -1,0 +1,14 @@
+"""Exact recursion through real reverse-diffusion samplers.
+
+Modules: ``_score`` (exact scores of ``P_t q`` for mixtures), ``_grid`` (time grids), ``_solvers``
+(EM, exponential integrator, probability-flow ODE; scan and diffrax loops), ``_reverse``
+(``reverse_sample``), ``_stats`` (sample statistics with standard errors, exact 1-D W2 to a mixture),
+``_retrain`` (the retraining loop), ``_errors`` (score-error injection, path energies, observability),
+``_gaussian`` (exact Gaussian outputs under affine score errors).
+"""
+
+from ._grid import time_grid as time_grid
+from ._reverse import ReverseSample as ReverseSample
+from ._reverse import reverse_sample as reverse_sample
+from ._score import MixtureScore as MixtureScore
+from ._score import mixture_score as mixture_score
