@@ -27,4 +27,13 @@ from ._time import time_from_noise_variance as time_from_noise_variance
 from ._time import time_from_rho as time_from_rho
 from ._time import vp_to_ou_time as vp_to_ou_time
 
+from .divergences import Estimate as Estimate
+from .divergences import chi2_divergence as chi2_divergence
+from .divergences import gaussian_chi2 as gaussian_chi2
+from .divergences import gaussian_kl as gaussian_kl
+from .divergences import gaussian_w2 as gaussian_w2
+from .divergences import kl_divergence as kl_divergence
+from .divergences import tv_distance as tv_distance
+from .divergences import w2_1d as w2_1d
+
 __version__ = "0.1.0"

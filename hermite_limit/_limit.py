@@ -20,8 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._mixture import GaussianMixture, as_mixture, concatenate, standard_normal
-from ._ou import _push
+from ._mixture import COV_TYPES, GaussianMixture, as_mixture, standard_normal
+from ._ou import push_arrays
 from ._precision import x64
 from ._time import schedule_times
 from ._validation import check_alpha, check_positive_int, check_time, check_tolerance
@@ -50,8 +50,9 @@ class LimitDistribution:
     w2_error_bound : float
         Bound on ``W2(mixture, p_inf)``: ``sqrt(sum_{k>J} alpha (1-alpha)^{k-1} rho^{2k}) *
         sqrt(E|X|^2 + d)``, from coupling each dropped term ``P_{k t0} p_data`` with ``N(0, I)``.
-    merged_terms : int
-        Terms kept but numerically identical to ``N(0, I)`` (``rho^k * scale < 2^-60``), merged.
+    merged_components : int
+        Components removed because they equal ``N(0, I)`` in float64 (means below 2^-60 and
+        covariances within 2^-60 of I): they are merged into one ``N(0, I)`` component.
     """
 
     mixture: GaussianMixture
@@ -60,7 +61,7 @@ class LimitDistribution:
     n_terms: int
     tail_mass: float
     w2_error_bound: float
-    merged_terms: int
+    merged_components: int
 
     # Delegation to the mixture, so the result is used like a law.
     def logpdf(self, x):
@@ -136,12 +137,13 @@ def limit_distribution(
     k = np.arange(1, J + 1, dtype=np.float64)
     weights = alpha * (1.0 - alpha) ** (k - 1)
     tail = (1.0 - alpha) ** J
-    mixture, merged = _assemble(gm, k * t0, weights, tail)
+    mixture, merged = _assemble([(gm, k * t0, weights)], tail)
     rho = math.exp(-t0)
     q = (1.0 - alpha) * rho * rho
     tail_w2_sq = alpha * rho * rho * q**J / (1.0 - q)
-    merged_w2_sq = merged * _MERGE_RHO_SCALE**2
-    w2_bound = math.sqrt(tail_w2_sq + merged_w2_sq) * math.sqrt(_second_moment(gm) + gm.dim)
+    # a merged component is within 2^-60 of N(0, I) in each mean and covariance entry
+    merged_w2_sq = 2.0 * gm.dim * _MERGE_RHO_SCALE**2 if merged else 0.0
+    w2_bound = math.sqrt(tail_w2_sq * (_second_moment(gm) + gm.dim) + merged_w2_sq)
     return LimitDistribution(mixture, alpha, t0, J, tail, w2_bound, merged)
 
 
@@ -211,16 +213,7 @@ def generation(
         raise ValueError(f"init has dimension {p0.dim} but data has dimension {gm.dim}")
     data_T, data_w, init_T, init_w = _recursion_weights(times, alpha, scheme)
     _check_size(data_T.size * gm.n_components + init_T.size * p0.n_components, gm)
-    parts, scales = [], []
-    if data_T.size:
-        parts.append(_pushed_copies(gm, data_T, data_w))
-        scales.append(float(data_w.sum()))
-    if init_T.size:
-        parts.append(_pushed_copies(p0, init_T, init_w))
-        scales.append(float(init_w.sum()))
-    scales_arr = np.asarray(scales)
-    mixture = concatenate([_normalised(p) for p in parts], scales_arr / scales_arr.sum())
-    return _merge_stationary(mixture)[0]
+    return _assemble([(gm, data_T, data_w), (p0, init_T, init_w)], 0.0)[0]
 
 
 def generations(data: Any, alpha: Any, schedule: Any, n: int, init: Any = None, **kwargs) -> list[GaussianMixture]:
@@ -287,50 +280,41 @@ def _merge_times(T: np.ndarray, w: np.ndarray):
     return T[new_group], np.bincount(group, weights=w)
 
 
-def _pushed_copies(gm: GaussianMixture, T: np.ndarray, w: np.ndarray) -> GaussianMixture:
-    """``sum_j w_j P_{T_j} gm`` (unnormalised weights), built in one vectorised push."""
-    pushed = _push(gm, jnp.asarray(T)[:, None])  # leading axis: copies
-    weights = jnp.asarray(w)[:, None] * gm.weights[None, :]
-    d = gm.dim
-    shape = {"iso": (-1,), "diag": (-1, d), "full": (-1, d, d)}[gm.cov_type]
-    return GaussianMixture.tree_unflatten(
-        None, (weights.reshape(-1), pushed.means.reshape(-1, d), pushed.covs.reshape(shape))
-    )
+def _assemble(terms, stationary_mass: float):
+    """``sum_terms sum_j w_j P_{T_j} gm + stationary_mass N(0, I)`` as one mixture.
 
-
-def _normalised(gm: GaussianMixture) -> GaussianMixture:
-    return GaussianMixture.tree_unflatten(None, (gm.weights / gm.weights.sum(), gm.means, gm.covs))
-
-
-def _assemble(gm: GaussianMixture, T: np.ndarray, weights: np.ndarray, stationary_mass: float):
-    """``sum_j weights_j P_{T_j} gm + stationary_mass N(0, I)``, merging near-stationary terms."""
-    copies = _normalised(_pushed_copies(gm, T, weights))
-    parts = [copies]
-    scales = [float(weights.sum())]
+    ``terms`` is a list of ``(gm, T, w)``. Built on the host in numpy (pure bookkeeping: no JAX
+    compilation per shape); components that equal N(0, I) in float64 are merged into one.
+    Returns (mixture, number of components removed by merging).
+    """
+    terms = [(gm, T, w) for gm, T, w in terms if T.size]
+    kind = max((gm.cov_type for gm, _, _ in terms), key=COV_TYPES.index)
+    d = terms[0][0].dim
+    weights, means, covs = [], [], []
+    for gm, T, w in terms:
+        gm = gm.as_cov_type(kind)
+        m, c = push_arrays(np.asarray(gm.means), np.asarray(gm.covs), kind, T, xp=np)
+        weights.append((w[:, None] * np.asarray(gm.weights)[None, :]).ravel())
+        means.append(m.reshape(-1, d))
+        covs.append(c.reshape((-1,) + c.shape[2:]))
+    eye = np.eye(d) if kind == "full" else 1.0
     if stationary_mass > 0:
-        parts.append(standard_normal(gm.dim, gm.cov_type))
-        scales.append(stationary_mass)
-    scales_arr = np.asarray(scales)
-    return _merge_stationary(concatenate(parts, scales_arr / scales_arr.sum()))
-
-
-def _merge_stationary(gm: GaussianMixture):
-    """Merge components that equal N(0, I) in float64 into a single one. Returns (mixture, count)."""
-    d = gm.dim
-    eye = jnp.eye(d) if gm.cov_type == "full" else 1.0
-    dev = jnp.abs(gm.covs - eye).reshape(gm.n_components, -1).max(axis=1)
-    dev = jnp.maximum(dev, jnp.abs(gm.means).max(axis=1))
-    is_std = np.asarray(dev <= _MERGE_RHO_SCALE)
-    count = int(is_std.sum())
-    if count <= 1:
-        return gm, 0
-    keep = np.flatnonzero(~is_std)
-    w_std = gm.weights[is_std].sum()
-    std = standard_normal(d, gm.cov_type)
-    weights = jnp.concatenate([gm.weights[keep], w_std[None]])
-    means = jnp.concatenate([gm.means[keep], std.means])
-    covs = jnp.concatenate([gm.covs[keep], std.covs])
-    return GaussianMixture.tree_unflatten(None, (weights, means, covs)), count - 1
+        weights.append(np.array([stationary_mass]))
+        means.append(np.zeros((1, d)))
+        covs.append(np.broadcast_to(eye, (1,) + covs[0].shape[1:]))
+    w, m, c = np.concatenate(weights), np.concatenate(means), np.concatenate(covs)
+    dev = np.maximum(np.abs(c - eye).reshape(len(w), -1).max(axis=1), np.abs(m).max(axis=1))
+    is_std = (dev <= _MERGE_RHO_SCALE) & (w > 0)
+    merged = max(int(is_std.sum()) - 1, 0)
+    if merged:
+        keep = np.flatnonzero(~is_std)
+        w = np.concatenate([w[keep], [w[is_std].sum()]])
+        m = np.concatenate([m[keep], np.zeros((1, d))])
+        c = np.concatenate([c[keep], np.broadcast_to(eye, (1,) + c.shape[1:])])
+    keep = w > 0
+    w, m, c = w[keep], m[keep], c[keep]
+    mixture = GaussianMixture.tree_unflatten(None, (jnp.asarray(w / w.sum()), jnp.asarray(m), jnp.asarray(c)))
+    return mixture, merged
 
 
 def _second_moment(gm: GaussianMixture) -> float:

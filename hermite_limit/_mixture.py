@@ -280,6 +280,7 @@ def mix(alpha: Any, p: Any, q: Any) -> GaussianMixture:
     return concatenate([as_mixture(p, "p"), as_mixture(q, "q")], jnp.stack([alpha, 1.0 - jnp.asarray(alpha)]))
 
 
+@x64
 def concatenate(mixtures: Sequence[GaussianMixture], scales: Any) -> GaussianMixture:
     """``sum_i scales[i] * mixtures[i]``; ``scales`` must sum to 1 (not checked under jit).
 

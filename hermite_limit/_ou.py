@@ -39,23 +39,27 @@ def ou_push(dist: Any, t: Any) -> GaussianMixture:
     """
     gm = as_mixture(dist)
     t = check_time(t, "t", allow_zero=True)
-    return _push(gm, jnp.asarray(t, dtype=jnp.float64))
+    return _push(gm, t)
 
 
 def _push(gm: GaussianMixture, t) -> GaussianMixture:
-    """Unchecked push; ``t`` may be an array broadcasting against the component axis."""
-    t = jnp.asarray(t)
-    rho = jnp.exp(-t)
-    added = -jnp.expm1(-2.0 * t)
-    means = gm.means * rho[..., None] if t.ndim else gm.means * rho
-    if gm.cov_type == "full":
-        r2 = (rho * rho)[..., None, None] if t.ndim else rho * rho
-        a = added[..., None, None] if t.ndim else added
-        covs = r2 * gm.covs + a * jnp.eye(gm.dim)
-    elif gm.cov_type == "diag":
-        r2 = (rho * rho)[..., None] if t.ndim else rho * rho
-        a = added[..., None] if t.ndim else added
-        covs = r2 * gm.covs + a
-    else:
-        covs = rho * rho * gm.covs + added
+    """Unchecked push of a mixture by a scalar (possibly traced) time."""
+    means, covs = push_arrays(gm.means, gm.covs, gm.cov_type, t)
     return GaussianMixture.tree_unflatten(None, (gm.weights, means, covs))
+
+
+def push_arrays(means, covs, cov_type: str, t, xp=jnp):
+    """Push component arrays; an array ``t`` of shape (J,) gives J copies along a new leading axis.
+
+    ``xp`` is the array module: ``jax.numpy`` (traceable) or ``numpy`` (host-side bookkeeping).
+    """
+    t = xp.asarray(t, dtype=xp.float64)
+    rho = xp.exp(-t)
+    added = -xp.expm1(-2.0 * t)
+    # expand rho/added to broadcast over the component axes (K, d[, d]) behind the copy axis
+    extra = {"iso": 1, "diag": 2, "full": 3}[cov_type]
+    r_m = rho.reshape(t.shape + (1, 1))
+    r_c = (rho * rho).reshape(t.shape + (1,) * extra)
+    a_c = added.reshape(t.shape + (1,) * extra)
+    new_covs = r_c * covs + a_c * (xp.eye(means.shape[-1]) if cov_type == "full" else 1.0)
+    return r_m * means, new_covs

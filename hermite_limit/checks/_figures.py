@@ -1,0 +1,47 @@
+"""Figures the checks draw (small, self-contained; the user-facing gallery is hermite_limit.plots)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Okabe-Ito: a colour-blind-safe qualitative palette
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def rate_figure(values, rate: float, title: str, ylabel: str):
+    """Distance against generation on a log scale, with the predicted geometric envelope."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 3.6), constrained_layout=True)
+    n = np.arange(len(values))
+    ax.semilogy(n, values, "o-", color=PALETTE[0], label="measured")
+    ax.semilogy(n, values[0] * rate**n, "--", color=PALETTE[3], label=f"predicted rate {rate:.4g}$^n$")
+    ax.set_xlabel("generation n")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(True, which="both", alpha=0.3)
+    return fig
+
+
+def density_figure(laws, title: str, x=None):
+    """One-dimensional densities of several laws on one axis."""
+    plt = _plt()
+    x = np.linspace(-5, 5, 600) if x is None else x
+    fig, ax = plt.subplots(figsize=(5.5, 3.6), constrained_layout=True)
+    for i, (law, label) in enumerate(laws):
+        ax.plot(x, np.exp(np.asarray(law.logpdf(x))), color=PALETTE[i % len(PALETTE)], label=label,
+                lw=2.5 if "limit" in label else 1.5, ls="--" if "limit" in label else "-")
+    ax.set_xlabel("x")
+    ax.set_ylabel("density")
+    ax.set_title(title)
+    ax.legend()
+    return fig

@@ -1,0 +1,263 @@
+"""The ``hermite-limit`` command line.
+
+Every subcommand writes machine-readable JSON and PNGs into ``--out``. Bad input gives a one-line
+error on stderr and exit status 2; a verification with a failed check exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+EXIT_CHECK_FAILED = 1
+
+# Options a --config TOML may hold for the data subcommands (same names as the flags, with _).
+_DATA_KEYS = (
+    "preset", "data", "alpha", "t0", "vp_eps", "beta_min", "beta_max", "ddpm_step", "ddpm_beta_start",
+    "ddpm_beta_end", "ddpm_steps", "order", "generations", "seed", "schedule", "budget", "tol",
+)
+
+
+# -- shared option handling -----------------------------------------------------------------
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    src = p.add_argument_group("data (one of)")
+    src.add_argument("--preset", help="built-in data: seed-gmm10, bimodal-1d, ring-2d, digits")
+    src.add_argument("--data", metavar="FILE", help="mixture (.json/.toml: weights, means, covariances) or samples (.npy/.npz/.csv)")
+    rt = p.add_argument_group("retraining")
+    rt.add_argument("--alpha", type=float, help="fresh-data fraction in [0, 1] (default 0.5)")
+    rt.add_argument("--t0", type=float, help="truncation OU time per generation (default 0.1)")
+    rt.add_argument("--vp-eps", type=float, help="VP-SDE early-stopping time instead of --t0")
+    rt.add_argument("--beta-min", type=float, help="VP beta_min (default 0.1)")
+    rt.add_argument("--beta-max", type=float, help="VP beta_max (default 20)")
+    rt.add_argument("--ddpm-step", type=int, help="DDPM early-stopping step instead of --t0 (linear betas)")
+    rt.add_argument("--ddpm-beta-start", type=float, help="DDPM beta_1 (default 1e-4)")
+    rt.add_argument("--ddpm-beta-end", type=float, help="DDPM beta_T (default 0.02)")
+    rt.add_argument("--ddpm-steps", type=int, help="DDPM number of steps (default 1000)")
+    rt.add_argument("--generations", type=int, help="number of generations (default 20)")
+    rt.add_argument("--order", type=int, help="Hermite order (default 8)")
+    rt.add_argument("--seed", type=int, help="PRNG seed (default 0)")
+    rt.add_argument("--config", metavar="FILE", help="TOML file holding any of these options")
+    rt.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+
+
+def _options(args) -> dict:
+    """Merge defaults < config file < command-line flags; return a plain dict of settings."""
+    opts = {"alpha": 0.5, "t0": None, "beta_min": 0.1, "beta_max": 20.0, "ddpm_beta_start": 1e-4,
+            "ddpm_beta_end": 0.02, "ddpm_steps": 1000, "generations": 20, "order": 8, "seed": 0, "tol": 1e-12}
+    if getattr(args, "config", None):
+        path = Path(args.config)
+        if not path.exists():
+            raise ValueError(f"config file not found: {path}")
+        try:
+            raw = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"config file {path} is not valid TOML: {exc}") from None
+        unknown = set(raw) - set(_DATA_KEYS)
+        if unknown:
+            raise ValueError(f"config file {path} has unknown keys {sorted(unknown)}; known: {sorted(_DATA_KEYS)}")
+        opts.update(raw)
+    for key in _DATA_KEYS:
+        value = getattr(args, key, None)
+        if value is not None:
+            opts[key] = value
+    return opts
+
+
+def _resolve_t0(opts: dict) -> float:
+    from . import _time
+
+    given = [k for k in ("t0", "vp_eps", "ddpm_step") if opts.get(k) is not None]
+    if len(given) > 1:
+        raise ValueError(f"give one of --t0, --vp-eps, --ddpm-step; got {', '.join(given)}")
+    if opts.get("vp_eps") is not None:
+        t0 = float(_time.vp_to_ou_time(opts["vp_eps"], opts["beta_min"], opts["beta_max"]))
+    elif opts.get("ddpm_step") is not None:
+        betas = _time.ddpm_linear_betas(opts["ddpm_steps"], opts["ddpm_beta_start"], opts["ddpm_beta_end"])
+        t0 = float(_time.ddpm_to_ou_time(betas, opts["ddpm_step"]))
+    else:
+        t0 = 0.1 if opts.get("t0") is None else opts["t0"]
+    from ._validation import check_time
+
+    return check_time(t0, "t0")
+
+
+def _load(opts: dict):
+    from . import datasets
+    from ._io import load_data
+
+    if (opts.get("preset") is None) == (opts.get("data") is None):
+        raise ValueError("give exactly one of --preset NAME or --data FILE")
+    if opts.get("preset") is not None:
+        return datasets.preset(opts["preset"]), opts["preset"]
+    return load_data(opts["data"]), str(opts["data"])
+
+
+def _setup(args):
+    """Common start of the data subcommands: options, data, alpha, t0, output folder."""
+    from ._validation import check_alpha
+
+    opts = _options(args)
+    data, source = _load(opts)
+    alpha = check_alpha(opts["alpha"])
+    t0 = _resolve_t0(opts)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    return opts, data, source, alpha, t0, out
+
+
+# -- subcommands ----------------------------------------------------------------------------
+
+
+def _limit(args) -> int:
+    from . import _io, limit_distribution
+    from .plots import law_panel
+
+    opts, data, source, alpha, t0, out = _setup(args)
+    lim = limit_distribution(data, alpha, t0, opts["tol"])
+    payload = {
+        "source": source, "alpha": alpha, "t0": t0, "n_terms": lim.n_terms, "tail_mass": lim.tail_mass,
+        "w2_error_bound": lim.w2_error_bound, "n_components": lim.mixture.n_components, "dim": data.dim,
+        "data_mean": _np(data.mean()), "limit_mean": _np(lim.mean()),
+        "data_cov_trace": float(_np_trace(data.cov())), "limit_cov_trace": float(_np_trace(lim.cov())),
+    }
+    if lim.mixture.n_components * data.dim <= 200_000:
+        payload["mixture"] = _io.mixture_to_json(lim.mixture)
+    _io.write_json_atomic(out / "limit.json", payload)
+    fig = law_panel([(data, "data"), (lim.mixture, "limit")], seed=opts["seed"],
+                    title=f"Limit of retraining: alpha={alpha:g}, t0={t0:.4g}")
+    _io.save_figure_atomic(fig, out / "limit.png")
+    print(f"limit: {lim.n_terms} terms, tail mass {lim.tail_mass:.2e}; wrote {out / 'limit.json'}, {out / 'limit.png'}")
+    return 0
+
+
+def _generations(args) -> int:
+    from . import _io
+    from .trajectory import trajectory
+
+    opts, data, source, alpha, t0, out = _setup(args)
+    from ._validation import check_positive_int
+
+    n = check_positive_int(opts["generations"], "generations", allow_zero=False)
+    schedule = _schedule(opts, t0)
+    traj = trajectory(data, alpha, schedule, n)
+    _io.write_json_atomic(out / "generations.json", {"source": source, "alpha": alpha, **traj.to_json()})
+    _io.save_figure_atomic(traj.figure(), out / "generations.png")
+    print(f"generations: {n}; wrote {out / 'generations.json'}, {out / 'generations.png'}")
+    return 0
+
+
+def _schedule(opts: dict, t0: float):
+    from . import _time
+
+    name = opts.get("schedule") or "constant"
+    builders = {"constant": _time.constant, "harmonic": _time.harmonic,
+                "geometric": lambda t: _time.geometric(t, 0.8), "power-law": lambda t: _time.power_law(t, 0.5)}
+    if name not in builders:
+        raise ValueError(f"schedule must be one of {sorted(builders)}; got schedule={name!r}")
+    return builders[name](t0)
+
+
+def _verify(args) -> int:
+    from .checks import VerifyConfig, run_checks, write_report
+
+    overrides = {"seed": args.seed, "quick": True if args.quick else None}
+    if args.config:
+        config = VerifyConfig.from_toml(args.config, **overrides)
+    else:
+        config = VerifyConfig(**{k: v for k, v in overrides.items() if v is not None})
+    start = time.perf_counter()
+    records = run_checks(config, progress=not args.no_progress)
+    meta = {"config": str(config), "seconds": round(time.perf_counter() - start, 1)}
+    path = write_report(records, args.out, meta)
+    failed = [r.name for r in records if not r.passed]
+    print(f"{len(records) - len(failed)}/{len(records)} checks passed; report: {path}")
+    for name in failed:
+        print(f"FAILED: {name}")
+    return EXIT_CHECK_FAILED if failed else 0
+
+
+def _np(x):
+    import numpy as np
+
+    return np.asarray(x).tolist()
+
+
+def _np_trace(x):
+    import numpy as np
+
+    return np.trace(np.asarray(x))
+
+
+# -- parser ---------------------------------------------------------------------------------
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is a single line (the full usage is one --help away)."""
+
+    def error(self, message):
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(
+        prog="hermite-limit",
+        description="Where recursive retraining of a diffusion model ends up: closed forms, spectra, checks.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    limit = sub.add_parser(
+        "limit", help="the closed-form limit of given data", formatter_class=fmt,
+        description="Compute p_inf = sum_k alpha (1-alpha)^{k-1} P_{k t0} p_data; write limit.json and limit.png.",
+        epilog="examples:\n  hermite-limit limit --preset bimodal-1d --alpha 0.3 --t0 0.05 --out lim\n"
+        "  hermite-limit limit --data samples.npy --alpha 0.5 --vp-eps 1e-3 --out lim",
+    )
+    _add_data_options(limit)
+    limit.set_defaults(run=_limit)
+
+    gens = sub.add_parser(
+        "generations", help="the exact trajectory p_0..p_n for a schedule", formatter_class=fmt,
+        description="Exact laws of every generation; write generations.json and generations.png.",
+        epilog="examples:\n  hermite-limit generations --preset ring-2d --alpha 0.2 --generations 30 --out g\n"
+        "  hermite-limit generations --preset bimodal-1d --schedule harmonic --t0 0.2 --out g",
+    )
+    _add_data_options(gens)
+    gens.add_argument("--schedule", help="constant (default), harmonic, geometric (ratio 0.8), power-law (power 0.5)")
+    gens.set_defaults(run=_generations)
+
+    verify = sub.add_parser(
+        "verify", help="check every theorem numerically and write a report", formatter_class=fmt,
+        description="Run every check; write DIR/report.json, DIR/report.md and PNGs. Exit 0 only if all pass.",
+        epilog="examples:\n  hermite-limit verify --out verify-out\n  hermite-limit verify --quick --out /tmp/v --seed 3\n"
+        "  hermite-limit verify --config my.toml --out v   (keys: alphas, t0, generations, seed, quick)",
+    )
+    verify.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    verify.add_argument("--quick", action="store_true", help="smaller sizes (under two minutes)")
+    verify.add_argument("--seed", type=int, default=None, help="PRNG seed (default 0)")
+    verify.add_argument("--config", metavar="FILE", help="TOML file with the same keys as the options")
+    verify.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    verify.set_defaults(run=_verify)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed a one-line usage error
+        return int(exc.code or 0)
+    try:
+        return args.run(args)
+    except ValueError as exc:
+        print(f"hermite-limit {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

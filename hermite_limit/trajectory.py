@@ -1,0 +1,71 @@
+"""The exact trajectory of retraining: distances of every generation to the data and to the limit.
+
+Distances that need no sampling, valid in any dimension:
+- mean and covariance errors (Euclidean, Frobenius);
+- the Gelbrich bound: ``W2(p, q) >= W2(N(m_p, S_p), N(m_q, S_q))`` (moment-matched Gaussians);
+- exact W2 of the one-dimensional projections on the data's first principal axis.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ._limit import generation, limit_distribution
+from ._mixture import GaussianMixture
+from ._time import schedule_times
+from .divergences import gaussian_w2, w2_1d
+
+
+@dataclasses.dataclass
+class Trajectory:
+    """Per-generation distances (index n = 0..N) of the exact laws ``p_n``."""
+
+    times: np.ndarray
+    mean_error: np.ndarray
+    cov_error: np.ndarray
+    gelbrich_to_data: np.ndarray
+    w2_pc1_to_data: np.ndarray
+    w2_pc1_to_limit: np.ndarray | None
+
+    def to_json(self) -> dict:
+        out = {f.name: None if getattr(self, f.name) is None else np.asarray(getattr(self, f.name)).tolist()
+               for f in dataclasses.fields(self)}
+        out["generations"] = len(self.mean_error) - 1
+        return out
+
+    def figure(self):
+        from .plots import trajectory_figure
+
+        return trajectory_figure(self)
+
+
+def principal_axis(gm: GaussianMixture) -> np.ndarray:
+    """Unit eigenvector of the largest eigenvalue of the mixture covariance."""
+    lam, V = np.linalg.eigh(np.asarray(gm.cov()))
+    return V[:, -1]
+
+
+def trajectory(data: GaussianMixture, alpha: float, schedule, n: int, init: GaussianMixture | None = None) -> Trajectory:
+    """Distances of ``p_0..p_n`` to the data (and to the limit when the schedule is constant)."""
+    times = schedule_times(schedule, n)
+    u = principal_axis(data)
+    data_1d = data.project(u)
+    m0, S0 = np.asarray(data.mean()), np.asarray(data.cov())
+    constant = np.allclose(times, times[0], rtol=1e-14)
+    lim_1d = limit_distribution(data_1d, alpha, float(times[0]), 1e-13) if constant and alpha > 0 else None
+    rows = []
+    for k in range(n + 1):
+        p = generation(data, alpha, times, k, init=init)
+        m, S = np.asarray(p.mean()), np.asarray(p.cov())
+        p_1d = p.project(u)
+        rows.append((
+            np.linalg.norm(m - m0),
+            np.linalg.norm(S - S0),
+            gaussian_w2(m, S, m0, S0),
+            w2_1d(p_1d, data_1d).value,
+            w2_1d(p_1d, lim_1d).value if lim_1d is not None else np.nan,
+        ))
+    cols = np.array(rows).T
+    return Trajectory(times, cols[0], cols[1], cols[2], cols[3], cols[4] if lim_1d is not None else None)

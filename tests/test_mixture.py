@@ -1,0 +1,158 @@
+"""GaussianMixture: densities, scores, moments and sampling against independent references."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.special import logsumexp
+
+import hermite_limit as hl
+from helpers import random_mixture
+
+
+def scipy_logpdf(gm, x):
+    """Reference log-density with scipy, component by component."""
+    w, m, S = np.asarray(gm.weights), np.asarray(gm.means), np.asarray(gm.full_covs())
+    comps = [np.log(w[k]) + stats.multivariate_normal(m[k], S[k]).logpdf(x) for k in range(len(w))]
+    return logsumexp(np.stack(comps, axis=-1), axis=-1)
+
+
+@pytest.mark.parametrize("cov_type", ["iso", "diag", "full"])
+@pytest.mark.parametrize("d", [1, 3])
+def test_logpdf_matches_scipy(cov_type, d):
+    rng = np.random.default_rng(d)
+    gm = random_mixture(rng, 4, d, cov_type)
+    x = 3.0 * rng.standard_normal((50, d))
+    np.testing.assert_allclose(gm.logpdf(x), scipy_logpdf(gm, x), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("cov_type", ["iso", "diag", "full"])
+def test_score_is_gradient_of_logpdf(cov_type):
+    rng = np.random.default_rng(7)
+    gm = random_mixture(rng, 5, 4, cov_type)
+    x = 2.0 * rng.standard_normal((20, 4))
+    with jax.enable_x64(True):
+        auto = jax.vmap(jax.grad(lambda y: gm.logpdf(y[None])[0]))(jnp.asarray(x))
+    np.testing.assert_allclose(gm.score(x), auto, rtol=1e-10, atol=1e-10)
+    # and against central finite differences of the scipy reference
+    h = 1e-5
+    fd = np.stack([(scipy_logpdf(gm, x + h * e) - scipy_logpdf(gm, x - h * e)) / (2 * h) for e in np.eye(4)], -1)
+    np.testing.assert_allclose(gm.score(x), fd, rtol=1e-6, atol=1e-6)
+
+
+def test_far_away_points_are_stable():
+    rng = np.random.default_rng(1)
+    gm = random_mixture(rng, 6, 3, "full")
+    x = np.array([[1e3, -2e3, 5e2], [-1e4, 0.0, 0.0]])
+    lp = np.asarray(gm.logpdf(x))
+    assert np.all(np.isfinite(lp))
+    np.testing.assert_allclose(lp, scipy_logpdf(gm, x), rtol=1e-10)
+    assert np.all(np.isfinite(np.asarray(gm.score(x))))
+
+
+def test_large_mixture_is_finite_and_matches_reference():
+    rng = np.random.default_rng(3)
+    K, d = 2000, 100
+    gm = hl.GaussianMixture(np.full(K, 1.0 / K), rng.standard_normal((K, d)), rng.uniform(0.5, 1.5, K))
+    x = rng.standard_normal((8, d)) * 3
+    lp = np.asarray(gm.logpdf(x))
+    w, m, v = np.asarray(gm.weights), np.asarray(gm.means), np.asarray(gm.covs)
+    sq = ((x[:, None, :] - m[None]) ** 2).sum(-1)
+    ref = logsumexp(np.log(w) - 0.5 * sq / v - 0.5 * d * np.log(2 * np.pi * v), axis=1)
+    np.testing.assert_allclose(lp, ref, rtol=1e-11)
+
+
+@pytest.mark.parametrize("cov_type", ["iso", "diag", "full"])
+def test_moments_and_sampling(cov_type, getkey):
+    rng = np.random.default_rng(11)
+    gm = random_mixture(rng, 3, 2, cov_type)
+    w, m, S = np.asarray(gm.weights), np.asarray(gm.means), np.asarray(gm.full_covs())
+    mu = w @ m
+    cov = np.einsum("k,kij->ij", w, S + np.einsum("ki,kj->kij", m - mu, m - mu))
+    np.testing.assert_allclose(gm.mean(), mu, rtol=1e-13)
+    np.testing.assert_allclose(gm.cov(), cov, rtol=1e-12)
+    key = getkey()
+    n = 200_000
+    x = np.asarray(gm.sample(key, n))
+    se = np.sqrt(np.diag(cov) / n)
+    assert np.all(np.abs(x.mean(0) - mu) < 5 * se)
+    # sample variance: standard error sqrt((m4 - s^4)/n) estimated from the sample
+    centred = x - x.mean(0)
+    se_var = np.sqrt(((centred**4).mean(0) - centred.var(0) ** 2) / n)
+    assert np.all(np.abs(centred.var(0) - np.diag(cov)) < 5 * se_var)
+    np.testing.assert_array_equal(x, np.asarray(gm.sample(key, n)))  # same key, same draws
+
+
+def test_point_masses_sample_exactly_and_have_no_density(getkey):
+    pts = np.array([[0.0, 1.0], [2.0, -1.0]])
+    gm = hl.empirical(pts)
+    x = np.asarray(gm.sample(getkey(), 100))
+    assert all(any(np.array_equal(row, p) for p in pts) for row in x)
+    with pytest.raises(ValueError, match="no density"):
+        gm.logpdf([0.0, 1.0])
+    assert not gm.has_density()
+    assert hl.ou_push(gm, 0.1).has_density()
+
+
+def test_float64_without_global_x64():
+    assert not jax.config.jax_enable_x64
+    gm = hl.GaussianMixture([1.0], [[0.0]], [1.0])
+    assert gm.means.dtype == jnp.float64
+    assert gm.logpdf([0.5]).dtype == jnp.float64
+    assert jnp.ones(1).dtype == jnp.float32  # the caller's setting is untouched
+
+
+def test_jit_and_vmap_agree_with_eager():
+    rng = np.random.default_rng(5)
+    gm = random_mixture(rng, 3, 2, "full")
+    x = rng.standard_normal((10, 2))
+    with jax.enable_x64(True):
+        jitted = jax.jit(lambda g, y: hl._mixture._logpdf(g, y))(gm, jnp.asarray(x))
+        pushed = jax.vmap(lambda t: hl.ou_push(gm, t).means)(jnp.array([0.1, 0.2]))
+    np.testing.assert_allclose(jitted, gm.logpdf(x), rtol=1e-14)
+    np.testing.assert_allclose(pushed[1], hl.ou_push(gm, 0.2).means, rtol=1e-14)
+
+
+def test_marginal_and_projection():
+    rng = np.random.default_rng(2)
+    gm = random_mixture(rng, 3, 3, "full")
+    u = rng.standard_normal(3)
+    proj = gm.project(u)
+    np.testing.assert_allclose(proj.mean(), [u @ np.asarray(gm.mean())], rtol=1e-13)
+    np.testing.assert_allclose(proj.cov(), [[u @ np.asarray(gm.cov()) @ u]], rtol=1e-12)
+    marg = gm.marginal([0, 2])
+    np.testing.assert_allclose(marg.cov(), np.asarray(gm.cov())[np.ix_([0, 2], [0, 2])], rtol=1e-13)
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (([0.5, 0.6], [[0.0], [1.0]], [1.0, 1.0]), "weights must sum to 1"),
+        (([1.5, -0.5], [[0.0], [1.0]], [1.0, 1.0]), "weights must be non-negative"),
+        (([0.5, 0.5], [[np.nan], [1.0]], [1.0, 1.0]), "means contains 1 non-finite"),
+        (([0.5, 0.5], [[0.0], [1.0]], [1.0, -1.0]), "covs must be non-negative"),
+        (([0.5, 0.5], [[0.0], [1.0]], [1.0, np.inf]), "covs contains 1 non-finite"),
+        (([1.0], [[0.0, 0.0]], [[[1.0, 0.5], [0.0, 1.0]]]), "covs must be symmetric"),
+        (([1.0], [[0.0, 0.0]], [[[1.0, 2.0], [2.0, 1.0]]]), "positive semi-definite"),
+        (([1.0], [[0.0, 0.0]], [[1.0, 1.0, 1.0]]), "covs must have shape"),
+        (([0.5, 0.5], [[0.0, 0.0]], [1.0]), "weights must have shape"),
+    ],
+)
+def test_bad_input_names_the_argument(args, match):
+    with pytest.raises(ValueError, match=match):
+        hl.GaussianMixture(*args)
+
+
+def test_bad_points_and_keys():
+    gm = hl.GaussianMixture([1.0], [[0.0, 0.0]], [1.0])
+    with pytest.raises(ValueError, match="x must have trailing dimension d=2"):
+        gm.logpdf(np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="x contains"):
+        gm.score([np.nan, 0.0])
+    with pytest.raises(ValueError, match="key must be a JAX PRNG key"):
+        gm.sample(np.zeros(3), 5)
+    with pytest.raises(ValueError, match="n must be"):
+        gm.sample(jax.random.key(0), -1)
+    with pytest.raises(ValueError, match="samples contains"):
+        hl.empirical([[0.0], [np.inf]])
