@@ -12,3 +12,7 @@ from ._reverse import ReverseSample as ReverseSample
 from ._reverse import reverse_sample as reverse_sample
 from ._score import MixtureScore as MixtureScore
 from ._score import mixture_score as mixture_score
+from ._refit import fit_gmm as fit_gmm
+from ._retrain import RetrainRecords as RetrainRecords
+from ._retrain import RetrainResult as RetrainResult
+from ._retrain import retrain as retrain
