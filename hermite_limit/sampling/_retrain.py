@@ -106,7 +106,7 @@ def retrain(
     score_error: Callable | Sequence[Callable] | None = None,
     refit_iters: int = 30,
     order: int = 4,
-    n_directions: int = 32,
+    n_directions: int = 16,
     progress: bool = True,
 ) -> RetrainResult:
     """Recursive retraining through a reverse-diffusion sampler with the exact score of each training law.
@@ -179,7 +179,7 @@ def retrain(
             mean_error=(N,), cov_error=(N,),
         ).items()
     }
-    K_max = _max_components(gm, alpha, t0, N, n, carry)
+    K_max, K_exact = _max_components(gm, alpha, t0, N, n, carry)
     model = gm
     bound = 0.0
     particles = None
@@ -193,7 +193,7 @@ def retrain(
         ).particles
         exact = generation(gm, alpha, t0, i + 1)
         ideal = pad_mixture(_push(q, t0), K_max)
-        _record(rec, i, particles, exact, ideal, U, order, k_floor, K_max)
+        _record(rec, i, particles, exact, ideal, U, order, k_floor, K_exact)
         bound = kappa * bound + rec["delta"][i]
         rec["w2_bound"][i] = bound
         if carry == "analytic":
@@ -206,11 +206,11 @@ def retrain(
     return RetrainResult(particles, model, records, carry, alpha, t0)
 
 
-def _record(rec, i, x, exact: GaussianMixture, ideal: GaussianMixture, U, order, key, K_max):
+def _record(rec, i, x, exact: GaussianMixture, ideal: GaussianMixture, U, order, key, K_exact):
     h, se = sample_hermite_marginals(x, order)
     rec["hermite"][i], rec["hermite_se"][i] = np.asarray(h), np.asarray(se)
     rec["hermite_exact"][i] = np.asarray(mixture_hermite_marginals(exact, order))
-    exact_pad = pad_mixture(exact, K_max)
+    exact_pad = pad_mixture(exact, K_exact)
     rec["marginal_w2"][i] = np.asarray(marginal_w2(x, exact_pad))
     rec["sliced_w2"][i] = float(sliced_w2(x, exact_pad, U))
     rec["sliced_w2_floor"][i] = float(sliced_w2(exact_pad.sample(key, x.shape[0]), exact_pad, U))
@@ -220,15 +220,15 @@ def _record(rec, i, x, exact: GaussianMixture, ideal: GaussianMixture, U, order,
 
 
 def _max_components(gm: GaussianMixture, alpha, t0, N: int, n: int, carry: str) -> int:
-    """Largest component count of any training law, ideal output or closed-form law in the run.
+    """Largest component counts in the run: of training laws (and their ideal outputs), of closed-form laws.
 
-    Every mixture is padded with zero-weight components to this size, so each jitted function compiles
+    Mixtures are padded with zero-weight components to these sizes, so each jitted function compiles
     once per run (padding is exact: zero weights have zero responsibility).
     """
     K = gm.n_components
     exact = max(generation(gm, alpha, t0, i).n_components for i in (N - 1, N))
     model = {"analytic": exact, "particles": max(n, K), "refit": K}[carry]
-    return K + max(model, exact)
+    return K + model, exact
 
 
 def _as_full(gm: GaussianMixture) -> GaussianMixture:
