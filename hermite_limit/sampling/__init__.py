@@ -16,3 +16,9 @@ from ._refit import fit_gmm as fit_gmm
 from ._retrain import RetrainRecords as RetrainRecords
 from ._retrain import RetrainResult as RetrainResult
 from ._retrain import retrain as retrain
+from ._errors import Estimate as Estimate
+from ._errors import Observability as Observability
+from ._errors import ScoreError as ScoreError
+from ._errors import observability as observability
+from ._errors import path_energy as path_energy
+from ._errors import score_error as score_error
