@@ -16,9 +16,11 @@ from ._refit import fit_gmm as fit_gmm
 from ._retrain import RetrainRecords as RetrainRecords
 from ._retrain import RetrainResult as RetrainResult
 from ._retrain import retrain as retrain
-from ._errors import Estimate as Estimate
+from ._errors import MCEstimate as MCEstimate
 from ._errors import Observability as Observability
 from ._errors import ScoreError as ScoreError
 from ._errors import observability as observability
 from ._errors import path_energy as path_energy
 from ._errors import score_error as score_error
+from ._gaussian import GaussianOutput as GaussianOutput
+from ._gaussian import gaussian_output_moments as gaussian_output_moments

@@ -148,7 +148,7 @@ def score_error(kind: str, q: Any, eps: Any, *, t0: Any, T: Any = DEFAULT_T, key
 
 
 @dataclasses.dataclass(frozen=True)
-class Estimate:
+class MCEstimate:
     """A Monte Carlo estimate with its standard error."""
 
     value: float
@@ -160,7 +160,7 @@ class Estimate:
 
 @x64
 def path_energy(key: Any, q: Any, error: Any, n: int, *, t0: Any, T: Any = DEFAULT_T, n_steps: int = 500,
-                method: str = "em", grid: str = "uniform", init: str = "exact", process: str = "learned") -> Estimate:
+                method: str = "em", grid: str = "uniform", init: str = "exact", process: str = "learned") -> MCEstimate:
     """Monte Carlo path energy ``sum_k 2 h_k E|e(Y_k, t_k)|^2`` with its standard error.
 
     ``process="learned"`` gives hat-eps^2 (paths driven by ``s + e``), ``"ideal"`` gives star-eps^2 (paths
@@ -170,12 +170,12 @@ def path_energy(key: Any, q: Any, error: Any, n: int, *, t0: Any, T: Any = DEFAU
     _check_choice(process, "process", ("learned", "ideal"))
     _, energy, _ = _paths(key, gm, n, times, error, method, init, process == "learned", particle_sharding(n))
     e = np.asarray(energy)
-    return Estimate(float(e.mean()), float(e.std(ddof=1) / math.sqrt(n)))
+    return MCEstimate(float(e.mean()), float(e.std(ddof=1) / math.sqrt(n)))
 
 
 @dataclasses.dataclass(frozen=True)
 class Observability:
-    """Estimate of ``eta = Var(E[M | Y_t0]) / Var(M)`` (see :func:`observability`).
+    """MCEstimate of ``eta = Var(E[M | Y_t0]) / Var(M)`` (see :func:`observability`).
 
     Attributes
     ----------
