@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from .._precision import x64
+
 GRIDS = ("uniform", "geometric")
 
 
+@x64
 def time_grid(t0, T, n_steps: int, grid: str = "uniform"):
     """Decreasing OU times from ``T`` to ``t0`` (``n_steps + 1`` points; ``t0``, ``T`` may be traced).
 

@@ -118,6 +118,7 @@ def mixture_score(q: Any) -> MixtureScore:
         return MixtureScore(logw, gm.means, gm.covs, None, gm.cov_type)
 
 
+@x64
 def pad_mixture(gm: GaussianMixture, n_components: int) -> GaussianMixture:
     """Append zero-weight standard components so the mixture has ``n_components`` (fixed shapes under jit).
 

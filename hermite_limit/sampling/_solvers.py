@@ -13,8 +13,9 @@ the left end ``(Y_k, t_k)`` (Euler-Maruyama and exponential integrator).
   ``dY = (Y + 2 s) dtau + sqrt(2) dB`` over ``[0, h]`` gives
   ``Y_h = e^h Y_0 + 2 s int_0^h e^{h-u} du + sqrt(2) int_0^h e^{h-u} dB_u``; the integral is
   ``e^h - 1`` and the stochastic integral is Gaussian with variance ``2 int_0^h e^{2(h-u)} du = e^{2h} - 1``,
-  so ``Y <- e^h Y + 2 (e^h - 1) s + sqrt(e^{2h} - 1) Z``. Exact when ``s`` is constant over the step;
-  for ``q = N(0, I)`` (``s = -Y``) it is exact, and it is weak order 1 in general.
+  so ``Y <- e^h Y + 2 (e^h - 1) s + sqrt(e^{2h} - 1) Z``. Exact when ``s`` is constant along the step
+  (e.g. a score error depending on time only); weak order 1 in general (the frozen score still
+  depends on ``Y``: for ``q = N(0, I)``, ``s = -Y`` and the step is not exact).
 - ``ode``: Heun's method (explicit trapezoid, order 2) on the probability-flow ODE; deterministic given
   the initial particles.
 
