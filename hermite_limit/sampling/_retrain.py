@@ -107,6 +107,7 @@ def retrain(
     refit_iters: int = 30,
     order: int = 4,
     n_directions: int = 16,
+    n_record: int = 20_000,
     progress: bool = True,
 ) -> RetrainResult:
     """Recursive retraining through a reverse-diffusion sampler with the exact score of each training law.
@@ -134,6 +135,8 @@ def retrain(
     T, n_steps, method, grid, init, backend : sampler options (see :func:`reverse_sample`).
     score_error : callable ``e(x, t)`` or a sequence of ``N`` of them (one per generation), optional.
     order : int, Hermite order of the records. n_directions : int, directions of the sliced W2.
+    n_record : int, the W2, delta and moment records use the first ``n_record`` particles (exact W2 costs
+        ``O(n K)`` per slice); Hermite coefficients use all particles.
     progress : bool, show a tqdm bar over generations.
 
     Returns
@@ -159,6 +162,7 @@ def retrain(
     n = check_positive_int(n_particles, "n_particles", allow_zero=False)
     n_steps = check_positive_int(n_steps, "n_steps", allow_zero=False)
     order = check_positive_int(order, "order")
+    n_record = check_positive_int(n_record, "n_record", allow_zero=False)
     _check_choice(carry, "carry", CARRIES)
     _check_choice(method, "method", METHODS)
     _check_choice(grid, "grid", GRIDS)
@@ -186,14 +190,16 @@ def retrain(
     for i in tqdm(range(N), desc=f"retrain ({carry})", disable=not progress):
         k_sample, k_floor = jax.random.split(jax.random.fold_in(k_loop, i))
         q = mix(alpha, gm, model) if alpha < 1.0 else gm
-        q_pad = pad_mixture(q, K_max)  # one padded size for the whole run: compiled once
+        K_q = min(K_max, _bucket(q.n_components))  # power-of-2 sizes: few compilations, little padding
+        q_pad = pad_mixture(q, K_q)
         particles = reverse_sample(
             k_sample, q_pad, n, t0=t0, T=T, n_steps=n_steps, method=method, grid=grid, init=init,
             score=mixture_score(q_pad), score_error=errors[i], backend=backend,
         ).particles
         exact = generation(gm, alpha, t0, i + 1)
-        ideal = pad_mixture(_push(q, t0), K_max)
-        _record(rec, i, particles, exact, ideal, U, order, k_floor, K_exact)
+        ideal = pad_mixture(_push(q, t0), K_q)
+        _record(rec, i, particles, exact, ideal, U, order, k_floor, min(K_exact, _bucket(exact.n_components)),
+                n_record)
         bound = kappa * bound + rec["delta"][i]
         rec["w2_bound"][i] = bound
         if carry == "analytic":
@@ -206,8 +212,9 @@ def retrain(
     return RetrainResult(particles, model, records, carry, alpha, t0)
 
 
-def _record(rec, i, x, exact: GaussianMixture, ideal: GaussianMixture, U, order, key, K_exact):
+def _record(rec, i, x, exact: GaussianMixture, ideal: GaussianMixture, U, order, key, K_exact, n_record):
     h, se = sample_hermite_marginals(x, order)
+    x = x[:n_record]  # W2 and moment records on a prefix of the (exchangeable) particles
     rec["hermite"][i], rec["hermite_se"][i] = np.asarray(h), np.asarray(se)
     rec["hermite_exact"][i] = np.asarray(mixture_hermite_marginals(exact, order))
     exact_pad = pad_mixture(exact, K_exact)
@@ -217,6 +224,10 @@ def _record(rec, i, x, exact: GaussianMixture, ideal: GaussianMixture, U, order,
     rec["delta"][i] = float(sliced_w2(x, ideal, U))
     rec["mean_error"][i] = float(jnp.linalg.norm(x.mean(axis=0) - exact.mean()))
     rec["cov_error"][i] = float(jnp.linalg.norm(jnp.cov(x.T).reshape(exact.dim, exact.dim) - exact.cov()))
+
+
+def _bucket(K: int) -> int:
+    return 1 << max(0, (K - 1).bit_length())
 
 
 def _max_components(gm: GaussianMixture, alpha, t0, N: int, n: int, carry: str) -> int:
