@@ -51,6 +51,21 @@ from .divergences import tv_distance as tv_distance
 from .divergences import w2_1d as w2_1d
 from . import datasets as datasets
 
+from .sampling import GaussianOutput as GaussianOutput
+from .sampling import MixtureScore as MixtureScore
+from .sampling import Observability as Observability
+from .sampling import RetrainRecords as RetrainRecords
+from .sampling import RetrainResult as RetrainResult
+from .sampling import ReverseSample as ReverseSample
+from .sampling import ScoreError as ScoreError
+from .sampling import gaussian_output_moments as gaussian_output_moments
+from .sampling import mixture_score as mixture_score
+from .sampling import observability as observability
+from .sampling import path_energy as path_energy
+from .sampling import retrain as retrain
+from .sampling import reverse_sample as reverse_sample
+from .sampling import score_error as score_error
+
 __version__ = "0.1.0"
 
 

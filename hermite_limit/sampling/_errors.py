@@ -1,0 +1,289 @@
+"""Score-error injection, path energies and the observability coefficient (second paper).
+
+Conventions. The learned score is ``s + e`` with ``s = grad log P_t q``. The reverse SDE's drift changes by
+``2 e`` while its diffusion is ``sqrt(2)``; Girsanov's density of the learned path law against the ideal
+one has exponent ``int <u, dB> - (1/2) int |u|^2 dtau`` with ``u = 2 e / sqrt(2) = sqrt(2) e``, so
+
+    energy  eps^2 = int_{t0}^{T} g^2 E|e(Y_t, t)|^2 dt,  g^2 = 2     (= E int |u|^2),
+    martingale  M = int sqrt(2) <e(Y_t, t), dB_t>  (along the ideal path; Var M = star-eps^2, Ito isometry),
+
+and ``KL(learned || ideal) <= (1/2) hat-eps^2`` (expectation along the learned process). Discretised on
+the sampler's grid: energy ``sum_k 2 h_k |e(Y_k, t_k)|^2`` and ``M = sum_k sqrt(2) <e(Y_k, t_k), dB_k>``
+with ``dB_k = sqrt(h_k) Z_k`` the increment that drives step ``k`` (for Euler-Maruyama the discrete
+chains then satisfy the bound exactly: the per-step KL is ``h_k |e|^2``).
+
+Error families (all linear in a scale ``c`` fixed by the requested energy):
+
+- ``aligned``: ``e(x, t) = c W x`` with ``W = I`` (default): the error points along the OU drift
+  direction ``x`` (the reverse drift's linear part), i.e. it rescales the score's contraction. With
+  ``direction="covariance"``, ``W = Sigma_q / (tr Sigma_q / d)``: along the data covariance.
+- ``random``: ``e(x, t) = c W x`` with ``W = G / |G|_F * sqrt(d)`` (same Frobenius norm as ``I``),
+  ``G`` a standard Gaussian matrix from the key.
+- ``time_only``: ``e(x, t) = xi(t) = c v``, ``v`` a uniform unit vector from the key (constant in time).
+
+Calibration: ``c`` makes the *star* energy (along the ideal process, whose marginals are exactly
+``P_t q`` in continuous time from the exact start) equal ``eps^2``. For ``e = W x``:
+``E_{P_t q}|W Y|^2 = rho^2 tr(W^T W E_q[X X^T]) + (1 - rho^2) tr(W^T W)``, integrated in closed form:
+``star = 2 [(a - b)(e^{-2 t0} - e^{-2T}) / 2 + b (T - t0)]``, ``a = tr(W^T W E_q XX^T)``, ``b = tr(W^T W)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._mixture import _check_key, as_mixture
+from .._precision import x64
+from .._validation import check_positive_int, check_time, is_concrete, _scalar
+from ._grid import GRIDS, time_grid
+from ._reverse import DEFAULT_T, INITS, _check_choice, check_dim, check_times, initial_particles, particle_sharding
+from ._score import mixture_score
+from ._solvers import scan_loop
+from ._stats import hermite_table
+
+KINDS = ("aligned", "random", "time_only")
+
+
+class ScoreError(eqx.Module):
+    """An affine score error ``e(x, t) = scale * (W x)`` (``W`` given) or ``scale * v`` (time-only).
+
+    Attributes: ``kind``; ``W`` (d, d) or None; ``v`` (d,) or None; ``scale`` (the calibrated ``c``).
+    ``A(t) = scale W`` and ``b(t) = scale v`` are the affine parts (see :func:`gaussian_output_moments`).
+    """
+
+    W: Any
+    v: Any
+    scale: jax.Array
+    kind: str = eqx.field(static=True)
+
+    @property
+    def dim(self) -> int:
+        return int((self.W if self.W is not None else self.v).shape[-1])
+
+    def __call__(self, x, t):
+        with jax.enable_x64(True):
+            x = jnp.asarray(x, dtype=jnp.float64)
+            if self.W is not None:
+                return self.scale * (x @ self.W.T)
+            return jnp.broadcast_to(self.scale * self.v, x.shape)
+
+    def affine(self):
+        """``(A, b)`` with ``e(x, t) = A x + b`` (constant in time)."""
+        d = self.dim
+        A = self.scale * self.W if self.W is not None else jnp.zeros((d, d))
+        b = self.scale * self.v if self.v is not None else jnp.zeros(d)
+        return np.asarray(A), np.asarray(b)
+
+
+def _unit_energy(gm, W, v, t0: float, T: float) -> float:
+    """Star energy of the error with scale 1 (closed form, see module notes)."""
+    if W is None:
+        return 2.0 * float(v @ v) * (T - t0)
+    WtW = W.T @ W
+    second = gm.cov() + jnp.outer(gm.mean(), gm.mean())
+    a = float(jnp.trace(WtW @ second))
+    b = float(jnp.trace(WtW))
+    I2 = 0.5 * (math.exp(-2.0 * t0) - math.exp(-2.0 * T))
+    return 2.0 * ((a - b) * I2 + b * (T - t0))
+
+
+@x64
+def score_error(kind: str, q: Any, eps: Any, *, t0: Any, T: Any = DEFAULT_T, key: Any = None,
+                direction: str = "identity", sign: float = 1.0) -> ScoreError:
+    """A score error of family ``kind`` scaled so that its star energy over ``[t0, T]`` is ``eps^2``.
+
+    Parameters
+    ----------
+    kind : {"aligned", "random", "time_only"} (see the module notes for the definitions).
+    q : GaussianMixture, the training law (its moments fix the calibration).
+    eps : float >= 0, the target ``sqrt(star-eps^2)``. t0, T : the sampler's time interval.
+    key : PRNG key, required for ``random`` and ``time_only``.
+    direction : {"identity", "covariance"}, for ``aligned`` only. sign : +1 or -1, for ``aligned``.
+
+    Examples
+    --------
+    >>> import hermite_limit as hl
+    >>> q = hl.GaussianMixture([1.0], [[0.0, 0.0]], [1.0])
+    >>> e = hl.score_error("aligned", q, 0.1, t0=0.02, T=4.0)
+    >>> round(float(e.scale) ** 2 * 2 * 2 * (4.0 - 0.02), 12)  # N(0, I) is stationary: E|x|^2 = 2
+    0.01
+    """
+    gm = as_mixture(q, "q")
+    _check_choice(kind, "kind", KINDS)
+    eps = _scalar("eps", eps)
+    if eps < 0:
+        raise ValueError(f"eps must be >= 0; got eps={eps!r}")
+    t0, T = check_times(t0, T)
+    d = gm.dim
+    W = v = None
+    if kind == "aligned":
+        _check_choice(direction, "direction", ("identity", "covariance"))
+        if sign not in (1, -1, 1.0, -1.0):
+            raise ValueError(f"sign must be +1 or -1; got sign={sign!r}")
+        if direction == "identity":
+            W = jnp.eye(d)
+        else:
+            S = gm.cov()
+            W = S / (jnp.trace(S) / d)
+        W = float(sign) * W
+    else:
+        if key is None:
+            raise ValueError(f"key is required for kind={kind!r} (the random direction is drawn from it)")
+        key = _check_key(key) if is_concrete(key) else key
+        if kind == "random":
+            G = jax.random.normal(key, (d, d), dtype=jnp.float64)
+            W = G / jnp.linalg.norm(G) * math.sqrt(d)
+        else:
+            g = jax.random.normal(key, (d,), dtype=jnp.float64)
+            v = g / jnp.linalg.norm(g)
+    unit = _unit_energy(gm, W, v, t0, T)
+    scale = jnp.asarray(eps / math.sqrt(unit) if unit > 0 else 0.0)
+    return ScoreError(W, v, scale, kind)
+
+
+@dataclasses.dataclass(frozen=True)
+class MCEstimate:
+    """A Monte Carlo estimate with its standard error."""
+
+    value: float
+    stderr: float
+
+    def __iter__(self):
+        return iter((self.value, self.stderr))
+
+
+@x64
+def path_energy(key: Any, q: Any, error: Any, n: int, *, t0: Any, T: Any = DEFAULT_T, n_steps: int = 500,
+                method: str = "em", grid: str = "uniform", init: str = "exact", process: str = "learned") -> MCEstimate:
+    """Monte Carlo path energy ``sum_k 2 h_k E|e(Y_k, t_k)|^2`` with its standard error.
+
+    ``process="learned"`` gives hat-eps^2 (paths driven by ``s + e``), ``"ideal"`` gives star-eps^2 (paths
+    driven by the exact score ``s``). The standard error is ``std(per-path energy) / sqrt(n)``.
+    """
+    gm, n, times, key = _setup(key, q, error, n, t0, T, n_steps, method, grid, init)
+    _check_choice(process, "process", ("learned", "ideal"))
+    _, energy, _ = _paths(key, gm, n, times, error, method, init, process == "learned", particle_sharding(n))
+    e = np.asarray(energy)
+    return MCEstimate(float(e.mean()), float(e.std(ddof=1) / math.sqrt(n)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Observability:
+    """MCEstimate of ``eta = Var(E[M | Y_t0]) / Var(M)`` (see :func:`observability`).
+
+    Attributes
+    ----------
+    eta, eta_stderr : the ratio and its bootstrap standard error.
+    eta_energy : ``Var(E[M | Y_t0]) / star-eps^2`` (the energy-normalised form; equal to ``eta`` up to
+        discretisation since ``Var M = star-eps^2``).
+    var_cond, var_m, energy_star, energy_star_stderr : the ingredients.
+    n_features : number of regression features.
+    """
+
+    eta: float
+    eta_stderr: float
+    eta_energy: float
+    var_cond: float
+    var_m: float
+    energy_star: float
+    energy_star_stderr: float
+    n_features: int
+
+
+@x64
+def observability(key: Any, q: Any, error: Any, n: int, *, t0: Any, T: Any = DEFAULT_T, n_steps: int = 500,
+                  grid: str = "uniform", init: str = "exact", degree: int = 2, n_boot: int = 200) -> Observability:
+    """The observability coefficient ``eta = Var(E[M | Y_{t0}]) / Var(M)`` of a score error.
+
+    ``M = sum_k sqrt(2) <e(Y_k, t_k), dB_k>`` is accumulated along ideal Euler-Maruyama paths, each path
+    paired with the Brownian increments ``dB_k`` that drive it (so ``M`` is the discretised Girsanov
+    exponent's martingale part, see the module notes). ``E[M | Y_{t0}]`` is estimated by least squares on
+    the normalised Hermite products ``h_n(z)`` of total degree ``1..degree`` of the standardised endpoint
+    ``z``, with two-fold cross-fitting: fit on one half, and estimate ``Var(E[M|Y])`` by ``Cov(M, fit)`` on
+    the other (unbiased for the variance of the projection: no overfitting inflation), both ways averaged.
+    A finite feature set estimates the variance of a projection of ``E[M | Y]``, so ``eta`` is biased low
+    when ``E[M | Y]`` is not in the span (exact for affine errors on Gaussian laws with ``degree >= 1``,
+    where ``E[M|Y]`` is linear). Standard error: bootstrap over paths (``n_boot`` resamples).
+    """
+    gm, n, times, key = _setup(key, q, error, n, t0, T, n_steps, "em", grid, init)
+    degree = check_positive_int(degree, "degree", allow_zero=False)
+    k_paths, k_boot = jax.random.split(key)
+    y, energy, M = _paths(k_paths, gm, n, times, error, "em", init, False, particle_sharding(n))
+    y, energy, M = np.asarray(y), np.asarray(energy), np.asarray(M)
+    z = (y - y.mean(axis=0)) / y.std(axis=0)
+    F = _features(z, degree)
+    half = n // 2
+    parts = [(slice(0, half), slice(half, n)), (slice(half, n), slice(0, half))]
+    fits = np.empty(n)
+    for fit, test in parts:
+        X = np.column_stack([np.ones(F[fit].shape[0]), F[fit]])
+        beta, *_ = np.linalg.lstsq(X, M[fit], rcond=None)
+        fits[test] = np.column_stack([np.ones(F[test].shape[0]), F[test]]) @ beta
+
+    def ratio(idx):
+        m, f = M[idx], fits[idx]
+        return np.cov(m, f)[0, 1], m.var(ddof=1)
+
+    cov_mf, var_m = ratio(np.arange(n))
+    rng = np.random.default_rng(np.asarray(jax.random.key_data(k_boot)).ravel()[-1:])
+    boots = []
+    for _ in range(n_boot):
+        c, v = ratio(rng.integers(0, n, n))
+        boots.append(c / v)
+    e_star = float(energy.mean())
+    return Observability(
+        eta=float(cov_mf / var_m),
+        eta_stderr=float(np.std(boots, ddof=1)),
+        eta_energy=float(cov_mf / e_star) if e_star > 0 else float("nan"),
+        var_cond=float(cov_mf),
+        var_m=float(var_m),
+        energy_star=e_star,
+        energy_star_stderr=float(energy.std(ddof=1) / math.sqrt(n)),
+        n_features=int(F.shape[1]),
+    )
+
+
+def _features(z: np.ndarray, degree: int) -> np.ndarray:
+    """Products ``prod_j h_{n_j}(z_j)`` over multi-indices with ``1 <= |n| <= degree``."""
+    n, d = z.shape
+    H = np.asarray(hermite_table(jnp.asarray(z), degree))  # (n, d, degree+1)
+    cols = []
+
+    def rec(j, remaining, current):
+        if j == d:
+            if remaining < degree:
+                cols.append(current)
+            return
+        for k in range(remaining + 1):
+            rec(j + 1, remaining - k, current * H[:, j, k] if k else current)
+
+    rec(0, degree, np.ones(n))
+    return np.column_stack(cols)
+
+
+def _setup(key, q, error, n, t0, T, n_steps, method, grid, init):
+    gm = as_mixture(q, "q")
+    if not callable(error):
+        raise ValueError(f"error must be a callable e(x, t) such as hl.score_error(...); got {type(error).__name__}")
+    check_dim(error, gm.dim, "error")
+    n = check_positive_int(n, "n", allow_zero=False)
+    t0, T = check_times(t0, T)
+    n_steps = check_positive_int(n_steps, "n_steps", allow_zero=False)
+    _check_choice(method, "method", ("em", "exponential"))
+    _check_choice(grid, "grid", GRIDS)
+    _check_choice(init, "init", INITS)
+    key = _check_key(key) if is_concrete(key) else key
+    return gm, n, time_grid(t0, T, n_steps, grid), key
+
+
+@eqx.filter_jit
+def _paths(key, gm, n, times, error, method, init, learned, sharding):
+    k_init, k_noise = jax.random.split(key)
+    y0 = initial_particles(k_init, gm, n, times[0], init)
+    return scan_loop(k_noise, y0, times, mixture_score(gm), method, sharding, error=error, learned=learned)

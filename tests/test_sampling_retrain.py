@@ -1,0 +1,99 @@
+"""The retraining loop through the sampler: robustness ball, records against closed forms, reproducibility.
+
+How delta is measured: ``records.delta[i]`` is the sliced W2 (16 fixed random directions, exact 1-D W2 per
+slice from the mixture's quantile function and Gaussian partial moments) between generation i's particles
+and the ideal output ``P_t0 hat-q_i`` of the training law actually used. With ``carry="particles"`` the next
+model *is* the empirical law of those particles, so their sampling noise is part of delta and the bound
+``sliced_w2_i <= sum_j kappa^{i-j} delta_j <= max delta / (1 - kappa)`` holds with no further allowance
+(per-direction contraction of the 1-D projected recursion, then Minkowski over directions).
+"""
+
+import jax
+import numpy as np
+import pytest
+
+import hermite_limit as hl
+from helpers import random_mixture
+
+SAMPLER = dict(method="exponential", grid="geometric", T=4.0)
+
+
+def _check_ball(res, alpha, t0):
+    R = res.records
+    kappa = np.sqrt(1 - alpha) * np.exp(-t0)
+    assert R.kappa == pytest.approx(kappa)
+    assert np.all(R.sliced_w2 <= R.w2_bound * (1 + 1e-9) + 1e-12), (R.sliced_w2, R.w2_bound)
+    assert np.all(R.sliced_w2 <= R.delta.max() / (1 - kappa) + 1e-12)
+    assert np.all(np.isfinite(R.delta)) and np.all(R.delta > 0)
+
+
+@pytest.mark.parametrize("alpha", [0.1, 0.5, 0.9])
+def test_particles_stay_in_w2_ball_fast(alpha):
+    data = random_mixture(np.random.default_rng(0), 3, 2, "full")
+    res = hl.retrain(jax.random.key(1), data, alpha, 0.1, 3, 256, carry="particles", n_steps=30,
+                     n_directions=8, progress=False, **SAMPLER)
+    _check_ball(res, alpha, 0.1)
+    assert res.model.n_components == 256
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("d", [2, 10])
+@pytest.mark.parametrize("alpha", [0.1, 0.5, 0.9])
+def test_particles_stay_in_w2_ball_20_generations(d, alpha):
+    data = random_mixture(np.random.default_rng(d), 5, d, "iso")
+    res = hl.retrain(jax.random.key(2), data, alpha, 0.1, 20, 1000, carry="particles", n_steps=100,
+                     progress=False, **SAMPLER)
+    _check_ball(res, alpha, 0.1)
+
+
+def test_analytic_records_match_closed_form():
+    data = random_mixture(np.random.default_rng(3), 3, 2, "diag")
+    res = hl.retrain(jax.random.key(4), data, 0.5, 0.1, 3, 10_000, carry="analytic", n_steps=60,
+                     n_directions=8, progress=False, **SAMPLER)
+    R = res.records
+    z = np.abs(R.hermite - R.hermite_exact)[..., 1:] / R.hermite_se[..., 1:]
+    assert np.all(z < 4.5), z
+    np.testing.assert_allclose(R.delta, R.sliced_w2, rtol=1e-12)  # ideal output == closed form
+    with jax.enable_x64(True):
+        exact3 = np.asarray(hl.sampling._stats.mixture_hermite_marginals(hl.generation(data, 0.5, 0.1, 3), 4))
+    np.testing.assert_allclose(R.hermite_exact[-1], exact3, rtol=1e-12)
+    # the particle error is at the sampling-noise level (sliced_w2_floor: exact draws, same size)
+    assert np.all(R.sliced_w2 < 3 * R.sliced_w2_floor + 0.01)
+    assert R.mean_error.shape == (3,) and np.all(R.mean_error < 0.05)
+
+
+def test_same_key_same_records_and_refit_runs():
+    data = random_mixture(np.random.default_rng(5), 2, 2, "full")
+    kw = dict(carry="refit", n_steps=20, n_directions=4, progress=False, **SAMPLER)
+    a = hl.retrain(jax.random.key(6), data, 0.5, 0.2, 2, 300, **kw)
+    b = hl.retrain(jax.random.key(6), data, 0.5, 0.2, 2, 300, **kw)
+    np.testing.assert_array_equal(a.records.sliced_w2, b.records.sliced_w2)
+    np.testing.assert_array_equal(np.asarray(a.particles), np.asarray(b.particles))
+    assert a.model.n_components == 2 and a.model.cov_type == "full"
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(alpha=1.5), "alpha"),
+        (dict(alpha=-0.1), "alpha"),
+        (dict(t0=0.0), "t0"),
+        (dict(T=0.05), "T must be > t0"),
+        (dict(n_steps=0), "n_steps"),
+        (dict(n_generations=0), "n_generations"),
+        (dict(carry="memory"), "carry"),
+        (dict(score_error=[None]), "score_error"),
+    ],
+)
+def test_retrain_bad_input(kwargs, match):
+    args = dict(alpha=0.5, t0=0.1, n_generations=2, n_particles=10)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        hl.retrain(jax.random.key(0), hl.GaussianMixture([1.0], [[0.0]], [1.0]), progress=False, **args)
+
+
+def test_retrain_error_dimension_mismatch():
+    q3 = hl.GaussianMixture([1.0], [[0.0, 0.0, 0.0]], [1.0])
+    with pytest.raises(ValueError, match="score_error has dimension 3"):
+        hl.retrain(jax.random.key(0), hl.GaussianMixture([1.0], [[0.0, 1.0]], [1.0]), 0.5, 0.1, 1, 10,
+                   score_error=hl.score_error("aligned", q3, 0.1, t0=0.1), progress=False)
