@@ -293,9 +293,9 @@ def _verify(args) -> int:
     else:
         config = VerifyConfig(**{k: v for k, v in overrides.items() if v is not None})
     start = time.perf_counter()
-    records = run_checks(config, progress=not args.no_progress)
+    records, figures = run_checks(config, progress=not args.no_progress)
     meta = {"config": str(config), "seconds": round(time.perf_counter() - start, 1)}
-    path = write_report(records, args.out, meta)
+    path = write_report(records, args.out, meta, figures)
     failed = [r.name for r in records if not r.passed]
     print(f"{len(records) - len(failed)}/{len(records)} checks passed; report: {path}")
     for name in failed:

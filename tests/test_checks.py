@@ -78,3 +78,29 @@ def test_annealed_check_detects_a_wrong_rate(bimodal):
     wrong = checks.check_annealed_schedules(bimodal, 0.5, 0.2, n=50, n_asymptotic=2000,
                                             predicted_error=lambda m, t, a: m * t / (2 * a))
     assert not wrong.passed
+
+
+def test_girsanov_check_detects_a_wrong_constant():
+    assert checks.check_girsanov_kl(d=2, n_errors=6).passed
+    # the exact KL reaches about 0.8 of the bound: a bound 5x tighter must fail
+    assert not checks.check_girsanov_kl(d=2, n_errors=6, factor=0.1).passed
+
+
+def test_seed_bound_checks_detect_a_wrong_constant():
+    good = checks.check_seed_chi2_bounds(d=2, eps_values=(0.1,), n_paths=1000, n_steps=60)
+    assert [r.passed for r in good] == [True, True]
+    wrong = checks.check_seed_chi2_bounds(d=2, eps_values=(0.1,), n_paths=1000, n_steps=60, lower=4.0, two_sided=(4.0, 4.0))
+    assert [r.passed for r in wrong] == [False, False]
+
+
+def test_accumulation_check_detects_a_wrong_discount(bimodal):
+    assert checks.check_discounted_accumulation(bimodal, (0.5,), 0.02, n=5).passed
+    assert not checks.check_discounted_accumulation(bimodal, (0.5,), 0.02, n=5, discount=lambda a: 1 - a).passed
+
+
+def test_w2_ball_check_detects_a_wrong_radius():
+    ring = datasets.ring_2d()
+    good = checks.check_w2_ball(ring, 0.5, 0.02, n_generations=4, n_particles=300, n_steps=30)
+    assert good.passed and good.measured <= good.predicted
+    # the measured distance is well above zero: a radius 20x too small must fail
+    assert not checks.check_w2_ball(ring, 0.5, 0.02, n_generations=4, n_particles=300, n_steps=30, radius_factor=0.05).passed

@@ -12,8 +12,11 @@ from typing import Sequence
 from ._record import CheckRecord
 
 
-def write_report(records: Sequence[CheckRecord], out_dir: str | os.PathLike, meta: dict | None = None) -> Path:
+def write_report(records: Sequence[CheckRecord], out_dir: str | os.PathLike, meta: dict | None = None,
+                 figures: dict | None = None) -> Path:
     """Write ``report.json``, ``report.md`` and one PNG per figure into ``out_dir``.
+
+    ``figures`` maps names to extra matplotlib figures (not checks) shown in ``report.md``.
 
     Everything is first written to a temporary folder beside ``out_dir`` and then moved in, with
     ``report.json`` last, so an interrupted run never leaves a half-written report.
@@ -31,7 +34,13 @@ def write_report(records: Sequence[CheckRecord], out_dir: str | os.PathLike, met
                 entry["figure"] = png
                 _close(rec.figure)
             entries.append(entry)
-        payload = {"meta": meta or {}, "checks": entries, "all_passed": all(e["passed"] for e in entries)}
+        extra = {}
+        for name, fig in (figures or {}).items():
+            png = _safe_name(name) + ".png"
+            fig.savefig(staging / png, dpi=110)
+            _close(fig)
+            extra[name] = png
+        payload = {"meta": meta or {}, "checks": entries, "all_passed": all(e["passed"] for e in entries), "figures": extra}
         (staging / "report.md").write_text(_markdown(payload))
         (staging / "report.json").write_text(json.dumps(payload, indent=2))
         for name in sorted(os.listdir(staging), key=lambda n: n == "report.json"):
@@ -55,6 +64,8 @@ def _markdown(payload: dict) -> str:
             f"| {e['name']} | {e['claim']} | {_fmt(e['predicted'])} | {_fmt(e['measured'])} | {_fmt(e['tolerance'])} | {verdict} |"
         )
     lines.append("")
+    for name, png in payload.get("figures", {}).items():
+        lines += [f"### {name}", "", f"![{name}]({png})", ""]
     for e in payload["checks"]:
         if "figure" in e:
             lines += [f"### {e['name']}", "", f"![{e['name']}]({e['figure']})", ""]

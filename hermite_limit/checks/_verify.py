@@ -13,6 +13,13 @@ from .. import datasets
 from .._validation import check_alpha, check_positive_int, check_time
 from ._record import CheckRecord
 from ._recursion import check_fixed_point, check_init_independence, check_no_fresh_data, check_tv_rate, check_w2_rate
+from ._propagation import (
+    check_discounted_accumulation,
+    check_girsanov_kl,
+    check_seed_chi2_bounds,
+    check_w2_ball,
+    seed_experiment_panels,
+)
 from ._spectral import check_annealed_schedules, check_attenuation, check_mode_rates
 
 
@@ -75,15 +82,47 @@ def planned_checks(config: VerifyConfig) -> list[tuple[str, Callable[[], CheckRe
     plan.append(("annealed schedules", lambda: check_annealed_schedules(bimodal, mid, t0, n_asymptotic=5000 if config.quick else 20_000)))
     plan.append(("init independence", lambda: check_init_independence(bimodal, config.alphas[len(config.alphas) // 2], t0)))
     plan.append(("no fresh data", lambda: check_no_fresh_data(bimodal, t0)))
+    # error propagation (second paper): the seeds' early stopping t0 = 0.02
+    t_seed = 0.02
+    key_seed = config.seed
+    plan.append(("Girsanov KL bound", lambda: check_girsanov_kl(d=3, n_errors=12 if config.quick else 40, seed=key_seed)))
+    plan.append(("seed chi2 bounds", lambda: check_seed_chi2_bounds(d=2, n_paths=2000 if config.quick else 8000,
+                                                                   n_steps=100 if config.quick else 300, seed=key_seed)))
+    plan.append(("discounted accumulation", lambda: check_discounted_accumulation(bimodal, config.alphas, t_seed,
+                                                                                n=8 if config.quick else config.generations)))
+    if config.quick:
+        ring = datasets.ring_2d()
+        plan.append(("W2 ball (ring-2d)", lambda: check_w2_ball(ring, mid, t_seed, n_generations=6, n_particles=400,
+                                                                n_steps=40, seed=key_seed)))
+    else:
+        for alpha in config.alphas:
+            plan.append((f"W2 ball alpha={alpha}", lambda a=alpha: check_w2_ball(seed, a, t_seed, config.generations, 1000, 100, seed=key_seed)))
+        plan.append(("W2 ball with score error", lambda: check_w2_ball(seed, mid, t_seed, config.generations, 1000, 100, eps=0.3, seed=key_seed)))
     return plan
 
 
-def run_checks(config: VerifyConfig, progress: bool = True) -> list[CheckRecord]:
-    """Run every planned check, in order, with a progress bar."""
+def planned_figures(config: VerifyConfig) -> list[tuple[str, Callable]]:
+    """Figures of the report that are not checks: the seeds' principal-component sample panels."""
+    if config.quick:
+        return []
+    seed = datasets.seed_gmm10()
+    return [("seed_experiment_pc_panels",
+             lambda: seed_experiment_panels(seed, config.alphas, 0.02, (0, 10, 20), 1000, 100, config.seed))]
+
+
+def run_checks(config: VerifyConfig, progress: bool = True) -> tuple[list[CheckRecord], dict]:
+    """Run every planned check and figure, in order, with a progress bar. Returns (records, figures)."""
     plan = planned_checks(config)
-    records = []
-    with tqdm(plan, desc="verify", unit="check", disable=not progress) as bar:
-        for label, thunk in bar:
+    extra = planned_figures(config)
+    records, figures = [], {}
+    with tqdm(total=len(plan) + len(extra), desc="verify", unit="step", disable=not progress) as bar:
+        for label, thunk in plan:
             bar.set_postfix_str(label)
-            records.append(thunk())
-    return records
+            out = thunk()
+            records.extend(out if isinstance(out, list) else [out])
+            bar.update()
+        for name, thunk in extra:
+            bar.set_postfix_str(name)
+            figures[name] = thunk()
+            bar.update()
+    return records, figures
