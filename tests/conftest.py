@@ -5,12 +5,14 @@ its own scoped context, and tests check output dtypes to prove it.
 """
 
 import itertools
+import json
 import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import jax
 import matplotlib
+import numpy as np
 import pytest
 from hypothesis import settings
 
@@ -27,3 +29,33 @@ def getkey():
     counter = itertools.count()
     base = jax.random.key(20261123)
     return lambda: jax.random.fold_in(base, next(counter))
+
+
+@pytest.fixture(scope="module")
+def cli_inputs(tmp_path_factory):
+    """Data files in every input format the CLI reads, plus malformed ones: (folder, samples, mixture)."""
+    d = tmp_path_factory.mktemp("inputs")
+    x = np.random.default_rng(0).standard_normal((40, 2)) + np.array([1.0, -0.5])
+    np.save(d / "s.npy", x)
+    np.savez(d / "s.npz", samples=x)
+    np.savetxt(d / "s.csv", x, delimiter=",", header="x1,x2", comments="")
+    mix = {"weights": [0.4, 0.6], "means": [[0.0, 1.0], [2.0, -1.0]], "covariances": [0.5, 1.0]}
+    (d / "m.json").write_text(json.dumps(mix))
+    (d / "m.toml").write_text("weights = [0.4, 0.6]\nmeans = [[0.0, 1.0], [2.0, -1.0]]\ncovariances = [0.5, 1.0]\n")
+    (d / "bad.json").write_text("{weights: [1.0]")
+    (d / "wrongdim.json").write_text(json.dumps({"weights": [1.0], "means": [[0.0, 1.0]], "covariances": [[1.0, 0.0, 0.0]]}))
+    np.save(d / "nan.npy", np.array([[0.0, 1.0], [np.nan, 2.0]]))
+    return d, x, mix
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run the CLI in-process: returns (exit code, stdout, stderr)."""
+    from hermite_limit import cli
+
+    def run(*argv):
+        code = cli.main(list(argv))
+        cap = capsys.readouterr()
+        return code, cap.out, cap.err
+
+    return run

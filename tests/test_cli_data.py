@@ -6,36 +6,12 @@ import numpy as np
 import pytest
 
 import hermite_limit as hl
-from hermite_limit import cli
-
-
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
-    d = tmp_path_factory.mktemp("inputs")
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((40, 2))
-    np.save(d / "s.npy", x)
-    np.savez(d / "s.npz", samples=x)
-    np.savetxt(d / "s.csv", x, delimiter=",", header="x1,x2", comments="")
-    mix = {"weights": [0.4, 0.6], "means": [[0.0, 1.0], [2.0, -1.0]], "covariances": [0.5, 1.0]}
-    (d / "m.json").write_text(json.dumps(mix))
-    (d / "m.toml").write_text("weights = [0.4, 0.6]\nmeans = [[0.0, 1.0], [2.0, -1.0]]\ncovariances = [0.5, 1.0]\n")
-    (d / "bad.json").write_text("{weights: [1.0]")
-    (d / "wrongdim.json").write_text(json.dumps({"weights": [1.0], "means": [[0.0, 1.0]], "covariances": [[1.0, 0.0, 0.0]]}))
-    np.save(d / "nan.npy", np.array([[0.0, 1.0], [np.nan, 2.0]]))
-    return d, x, mix
-
-
-def run(capsys, *argv):
-    code = cli.main(list(argv))
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
 
 
 @pytest.mark.parametrize("fmt", ["s.npy", "s.npz", "s.csv", "m.json", "m.toml"])
-def test_limit_reads_every_format(fmt, inputs, tmp_path, capsys):
-    d, x, mix = inputs
-    code, out, err = run(capsys, "limit", "--data", str(d / fmt), "--alpha", "0.4", "--t0", "0.2", "--out", str(tmp_path))
+def test_limit_reads_every_format(fmt, cli_inputs, tmp_path, run_cli):
+    d, x, mix = cli_inputs
+    code, out, err = run_cli("limit", "--data", str(d / fmt), "--alpha", "0.4", "--t0", "0.2", "--out", str(tmp_path))
     assert code == 0, err
     payload = json.loads((tmp_path / "limit.json").read_text())
     data = hl.empirical(x) if fmt.startswith("s.") else hl.GaussianMixture(mix["weights"], mix["means"], mix["covariances"])
@@ -47,8 +23,8 @@ def test_limit_reads_every_format(fmt, inputs, tmp_path, capsys):
 
 @pytest.mark.parametrize("preset", ["bimodal-1d", "ring-2d", "seed-gmm10"])
 @pytest.mark.parametrize("command", ["limit", "generations"])
-def test_presets(command, preset, tmp_path, capsys):
-    code, out, err = run(capsys, command, "--preset", preset, "--alpha", "0.5", "--generations", "4", "--out", str(tmp_path))
+def test_presets(command, preset, tmp_path, run_cli):
+    code, out, err = run_cli(command, "--preset", preset, "--alpha", "0.5", "--generations", "4", "--out", str(tmp_path))
     assert code == 0, err
     name = "limit.json" if command == "limit" else "generations.json"
     payload = json.loads((tmp_path / name).read_text())
@@ -61,19 +37,19 @@ def test_presets(command, preset, tmp_path, capsys):
         assert payload["mean_error"][1] == pytest.approx(float(np.linalg.norm(np.asarray(p1.mean() - data.mean()))), rel=1e-10)
 
 
-def test_time_conventions_from_the_command_line(tmp_path, capsys):
-    code, _, err = run(capsys, "limit", "--preset", "bimodal-1d", "--vp-eps", "1e-3", "--out", str(tmp_path))
+def test_time_conventions_from_the_command_line(tmp_path, run_cli):
+    code, _, err = run_cli("limit", "--preset", "bimodal-1d", "--vp-eps", "1e-3", "--out", str(tmp_path))
     assert code == 0, err
     assert json.loads((tmp_path / "limit.json").read_text())["t0"] == pytest.approx(5.4975e-5, rel=1e-12)
-    code, _, err = run(capsys, "limit", "--preset", "bimodal-1d", "--ddpm-step", "0", "--out", str(tmp_path))
+    code, _, err = run_cli("limit", "--preset", "bimodal-1d", "--ddpm-step", "0", "--out", str(tmp_path))
     assert code == 0, err
     assert json.loads((tmp_path / "limit.json").read_text())["t0"] == pytest.approx(-0.5 * np.log1p(-1e-4), rel=1e-12)
 
 
-def test_config_file_supplies_options(tmp_path, capsys):
+def test_config_file_supplies_options(tmp_path, run_cli):
     cfg = tmp_path / "c.toml"
     cfg.write_text('preset = "bimodal-1d"\nalpha = 0.25\nt0 = 0.3\n')
-    code, _, err = run(capsys, "limit", "--config", str(cfg), "--out", str(tmp_path))
+    code, _, err = run_cli("limit", "--config", str(cfg), "--out", str(tmp_path))
     assert code == 0, err
     payload = json.loads((tmp_path / "limit.json").read_text())
     assert payload["alpha"] == 0.25 and payload["t0"] == 0.3
@@ -94,15 +70,15 @@ def test_config_file_supplies_options(tmp_path, capsys):
     ],
 )
 @pytest.mark.parametrize("command", ["limit", "generations"])
-def test_bad_input_is_one_line_exit_2(command, args, message, inputs, tmp_path, capsys):
-    d, _, _ = inputs
+def test_bad_input_is_one_line_exit_2(command, args, message, cli_inputs, tmp_path, run_cli):
+    d, _, _ = cli_inputs
     argv = [command] + [a.format(d=d) for a in args] + ["--out", str(tmp_path)]
-    code, out, err = run(capsys, *argv)
+    code, out, err = run_cli(*argv)
     assert code == 2
     assert message in err
     assert err.count("\n") == 1 and "Traceback" not in err
 
 
-def test_malformed_option_is_one_line(tmp_path, capsys):
-    code, out, err = run(capsys, "limit", "--preset", "bimodal-1d", "--alpha", "abc", "--out", str(tmp_path))
+def test_malformed_option_is_one_line(tmp_path, run_cli):
+    code, out, err = run_cli("limit", "--preset", "bimodal-1d", "--alpha", "abc", "--out", str(tmp_path))
     assert code == 2 and err.count("\n") == 1 and "invalid float value" in err

@@ -12,28 +12,6 @@ from hermite_limit import cli
 from hermite_limit.forecast import family_times
 
 
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
-    d = tmp_path_factory.mktemp("inputs")
-    x = np.random.default_rng(0).standard_normal((40, 2)) + np.array([1.0, -0.5])
-    np.save(d / "s.npy", x)
-    np.savez(d / "s.npz", samples=x)
-    np.savetxt(d / "s.csv", x, delimiter=",", header="x1,x2", comments="")
-    mix = {"weights": [0.4, 0.6], "means": [[0.0, 1.0], [2.0, -1.0]], "covariances": [0.5, 1.0]}
-    (d / "m.json").write_text(json.dumps(mix))
-    (d / "m.toml").write_text("weights = [0.4, 0.6]\nmeans = [[0.0, 1.0], [2.0, -1.0]]\ncovariances = [0.5, 1.0]\n")
-    (d / "bad.json").write_text("{weights: [1.0]")
-    (d / "wrongdim.json").write_text(json.dumps({"weights": [1.0], "means": [[0.0, 1.0]], "covariances": [[1.0, 0.0, 0.0]]}))
-    np.save(d / "nan.npy", np.array([[0.0, 1.0], [np.nan, 2.0]]))
-    return d, x, mix
-
-
-def run(capsys, *argv):
-    code = cli.main(list(argv))
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
-
-
 def nonblank(path):
     return np.asarray(Image.open(path).convert("L"), dtype=float).std() > 0
 
@@ -74,16 +52,16 @@ PRESET_SIZES = {"bimodal-1d": ("8", "6"), "ring-2d": ("6", "5"), "seed-gmm10": (
 
 
 @pytest.mark.parametrize("preset", list(PRESET_SIZES))
-def test_spectrum_and_forecast_on_presets(preset, tmp_path, capsys):
+def test_spectrum_and_forecast_on_presets(preset, tmp_path, run_cli):
     order, gens = PRESET_SIZES[preset]
     data = hl.datasets.preset(preset)
-    code, out, err = run(capsys, "spectrum", "--preset", preset, "--alpha", "0.5", "--t0", "0.2", "--order", order, "--out", str(tmp_path))
+    code, out, err = run_cli("spectrum", "--preset", preset, "--alpha", "0.5", "--t0", "0.2", "--order", order, "--out", str(tmp_path))
     assert code == 0, err
     payload = json.loads((tmp_path / "spectrum.json").read_text())
     assert payload["orders"] == list(range(int(order) + 1))
     check_spectrum(payload, data, 0.5, 0.2, int(order))
     assert nonblank(tmp_path / "spectrum.png") and nonblank(tmp_path / "attenuation.png")
-    code, out, err = run(capsys, "forecast", "--preset", preset, "--alpha", "0.5", "--t0", "0.2", "--order", order,
+    code, out, err = run_cli("forecast", "--preset", preset, "--alpha", "0.5", "--t0", "0.2", "--order", order,
                          "--generations", gens, "--budget", "0.05", "--out", str(tmp_path))
     assert code == 0, err
     check_forecast(json.loads((tmp_path / "forecast.json").read_text()), data, 0.5, 0.2, int(gens), 0.05, int(order))
@@ -91,22 +69,22 @@ def test_spectrum_and_forecast_on_presets(preset, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("fmt", ["s.npy", "s.npz", "s.csv", "m.json", "m.toml"])
-def test_every_input_format(fmt, inputs, tmp_path, capsys):
-    d, x, mix = inputs
+def test_every_input_format(fmt, cli_inputs, tmp_path, run_cli):
+    d, x, mix = cli_inputs
     data = hl.empirical(x) if fmt.startswith("s.") else hl.GaussianMixture(mix["weights"], mix["means"], mix["covariances"])
-    code, _, err = run(capsys, "spectrum", "--data", str(d / fmt), "--alpha", "0.4", "--order", "5", "--out", str(tmp_path))
+    code, _, err = run_cli("spectrum", "--data", str(d / fmt), "--alpha", "0.4", "--order", "5", "--out", str(tmp_path))
     assert code == 0, err
     payload = json.loads((tmp_path / "spectrum.json").read_text())
     check_spectrum(payload, data, 0.4, 0.1, 5)
     np.testing.assert_allclose(payload["coefficients"]["data"], np.asarray(hl.hermite_coefficients(data, 5).values), rtol=1e-12, atol=1e-14)
-    code, _, err = run(capsys, "forecast", "--data", str(d / fmt), "--alpha", "0.4", "--order", "5", "--generations", "4",
+    code, _, err = run_cli("forecast", "--data", str(d / fmt), "--alpha", "0.4", "--order", "5", "--generations", "4",
                        "--budget", "0.1", "--out", str(tmp_path))
     assert code == 0, err
     check_forecast(json.loads((tmp_path / "forecast.json").read_text()), data, 0.4, 0.1, 4, 0.1, 5)
 
 
-def test_digits_image_outputs(tmp_path, capsys):
-    code, _, err = run(capsys, "generations", "--preset", "digits", "--alpha", "0.9", "--generations", "2", "--order", "4",
+def test_digits_image_outputs(tmp_path, run_cli):
+    code, _, err = run_cli("generations", "--preset", "digits", "--alpha", "0.9", "--generations", "2", "--order", "4",
                        "--out", str(tmp_path))
     assert code == 0, err
     for name in ("generations_images.png", "generations_spectrum.png"):
@@ -126,17 +104,17 @@ def test_digits_image_outputs(tmp_path, capsys):
     ],
 )
 @pytest.mark.parametrize("command", ["spectrum", "forecast"])
-def test_bad_input_is_one_line_exit_2(command, args, message, inputs, tmp_path, capsys):
-    d, _, _ = inputs
-    code, out, err = run(capsys, command, *[a.format(d=d) for a in args], "--out", str(tmp_path))
+def test_bad_input_is_one_line_exit_2(command, args, message, cli_inputs, tmp_path, run_cli):
+    d, _, _ = cli_inputs
+    code, out, err = run_cli(command, *[a.format(d=d) for a in args], "--out", str(tmp_path))
     assert code == 2
     assert message in err
     assert err.count("\n") == 1 and "Traceback" not in err
 
 
 @pytest.mark.parametrize("budget", ["0", "1.5", "nan"])
-def test_bad_budget(budget, tmp_path, capsys):
-    code, _, err = run(capsys, "forecast", "--preset", "bimodal-1d", "--budget", budget, "--out", str(tmp_path))
+def test_bad_budget(budget, tmp_path, run_cli):
+    code, _, err = run_cli("forecast", "--preset", "bimodal-1d", "--budget", budget, "--out", str(tmp_path))
     assert code == 2 and "budget" in err and err.count("\n") == 1
 
 
