@@ -96,8 +96,8 @@ def planned_checks(config: VerifyConfig) -> list[tuple[str, Callable[[], CheckRe
                                                                 n_steps=40, seed=key_seed)))
     else:
         for alpha in config.alphas:
-            plan.append((f"W2 ball alpha={alpha}", lambda a=alpha: check_w2_ball(seed, a, t_seed, config.generations, 1000, 100, seed=key_seed)))
-        plan.append(("W2 ball with score error", lambda: check_w2_ball(seed, mid, t_seed, config.generations, 1000, 100, eps=0.3, seed=key_seed)))
+            plan.append((f"W2 ball alpha={alpha}", lambda a=alpha: check_w2_ball(seed, a, t_seed, config.generations, 600, 100, seed=key_seed)))
+        plan.append(("W2 ball with score error", lambda: check_w2_ball(seed, mid, t_seed, config.generations, 600, 100, eps=0.3, seed=key_seed)))
     return plan
 
 
