@@ -83,7 +83,7 @@ def gaussian_chi2(m0: Any, S0: Any, m1: Any, S1: Any) -> float:
         0.5 * logdet1 - logdet0 - 0.5 * np.sum(np.log(lamP))
         + 0.5 * b @ np.linalg.solve(P, b) - m0 @ P0 @ m0 + 0.5 * m1 @ P1 @ m1
     )
-    return float(np.expm1(log_int))
+    return float(np.expm1(log_int)) if log_int < 700.0 else float("inf")  # beyond float64 range
 
 
 def _psd_sqrt(S: np.ndarray) -> np.ndarray:

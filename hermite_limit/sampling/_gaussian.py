@@ -13,14 +13,7 @@ so its law stays Gaussian and the moments solve ``dm/dtau = B m + c``, ``dS/dtau
 closed form ``(mu_t0, C_t0)``; their ODE solution is returned as well, and their difference is a check of
 the integration tolerance.
 
-Closed forms between Gaussians ``P = N(m_p, S_p)``, ``Q = N(m_q, S_q)``, ``delta = m_p - m_q``:
-
-- ``KL(P||Q) = (1/2)[tr(S_q^{-1} S_p) + delta^T S_q^{-1} delta - d + log det S_q - log det S_p]``.
-- ``chi2(P||Q) = int p^2/q - 1``. Completing the square in ``p^2 / q`` (precision ``2 S_p^{-1} - S_q^{-1}``,
-  which must be positive definite, i.e. ``2 S_q - S_p`` positive definite, else ``chi2 = inf``):
-  ``int p^2/q = det(S_q) / sqrt(det(S_p) det(2 S_q - S_p)) * exp(delta^T (2 S_q - S_p)^{-1} delta)``.
-  (1-D check: equal variances give ``exp(delta^2 / s^2)``.)
-- ``W2^2 = |delta|^2 + tr(S_p + S_q - 2 (S_p^{1/2} S_q S_p^{1/2})^{1/2})`` (Bures).
+KL, chi2 and W2 between the output Gaussians are the closed forms of ``hermite_limit.divergences``.
 """
 
 from __future__ import annotations
@@ -31,58 +24,13 @@ from typing import Any, Callable
 
 import numpy as np
 import scipy.integrate
-import scipy.linalg
 
 from .._validation import as_float_array
+from ..divergences import gaussian_chi2, gaussian_kl, gaussian_w2
 from ._reverse import DEFAULT_T, INITS, _check_choice, check_times
 
 _RTOL = 1e-11
 _ATOL = 1e-13
-
-
-def gaussian_kl(m_p, S_p, m_q, S_q) -> float:
-    """``KL(N(m_p, S_p) || N(m_q, S_q))``."""
-    m_p, S_p, m_q, S_q = map(np.asarray, (m_p, S_p, m_q, S_q))
-    d = m_p.size
-    Lq = np.linalg.cholesky(S_q)
-    Lp = np.linalg.cholesky(S_p)
-    delta = m_p - m_q
-    Y = scipy.linalg.solve_triangular(Lq, Lp, lower=True)
-    y = scipy.linalg.solve_triangular(Lq, delta, lower=True)
-    logdet = 2.0 * (np.log(np.diag(Lq)).sum() - np.log(np.diag(Lp)).sum())
-    return float(0.5 * (np.sum(Y * Y) + y @ y - d + logdet))
-
-
-def gaussian_chi2(m_p, S_p, m_q, S_q) -> float:
-    """``chi2(N(m_p, S_p) || N(m_q, S_q))``; ``inf`` unless ``2 S_q - S_p`` is positive definite."""
-    m_p, S_p, m_q, S_q = map(np.asarray, (m_p, S_p, m_q, S_q))
-    R = 2.0 * S_q - S_p
-    R = 0.5 * (R + R.T)
-    try:
-        LR = np.linalg.cholesky(R)
-    except np.linalg.LinAlgError:
-        return math.inf
-    if np.min(np.diag(LR)) <= 0:
-        return math.inf
-    delta = m_p - m_q
-    y = scipy.linalg.solve_triangular(LR, delta, lower=True)
-    logdet = lambda S: 2.0 * np.log(np.diag(np.linalg.cholesky(S))).sum()  # noqa: E731
-    log_int = logdet(S_q) - 0.5 * (logdet(S_p) + 2.0 * np.log(np.diag(LR)).sum()) + y @ y
-    return float(np.expm1(log_int)) if log_int < 700 else math.inf
-
-
-def gaussian_w2(m_p, S_p, m_q, S_q) -> float:
-    """``W2(N(m_p, S_p), N(m_q, S_q))`` (Bures)."""
-    m_p, S_p, m_q, S_q = map(np.asarray, (m_p, S_p, m_q, S_q))
-    r = _psd_sqrt(S_p)
-    cross = _psd_sqrt(r @ S_q @ r)
-    val = np.sum((m_p - m_q) ** 2) + np.trace(S_p) + np.trace(S_q) - 2.0 * np.trace(cross)
-    return float(math.sqrt(max(val, 0.0)))
-
-
-def _psd_sqrt(S):
-    lam, V = np.linalg.eigh(0.5 * (S + S.T))
-    return (V * np.sqrt(np.maximum(lam, 0.0))) @ V.T
 
 
 @dataclasses.dataclass(frozen=True)
