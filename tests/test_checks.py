@@ -30,10 +30,16 @@ def test_tv_rate_check_detects_a_wrong_rate(bimodal):
     assert not checks.check_tv_rate(bimodal, 0.5, 0.2, n=5, rate=0.25).passed
 
 
-def test_fixed_point_and_init_checks_pass_on_true_claims(bimodal):
+def test_fixed_point_and_init_checks_pass_on_true_claims_and_fail_on_false_ones(bimodal):
     assert checks.check_fixed_point(bimodal, 0.3, 0.2).passed
+    # the limit for another alpha is not a fixed point of this map
+    wrong_limit = hl.limit_distribution(bimodal, 0.4, 0.2).mixture
+    assert not checks.check_fixed_point(bimodal, 0.3, 0.2, candidate=wrong_limit).passed
     assert checks.check_init_independence(bimodal, 0.3, 0.2, n=20).passed
+    kappa = math.sqrt(0.7) * math.exp(-0.2)
+    assert not checks.check_init_independence(bimodal, 0.3, 0.2, n=20, kappa=0.5 * kappa).passed
     assert checks.check_no_fresh_data(bimodal, 0.2, n=20).passed
+    assert not checks.check_no_fresh_data(bimodal, 0.2, n=20, rate=math.exp(-0.4)).passed
 
 
 def test_report_is_written_with_schema(tmp_path, bimodal):

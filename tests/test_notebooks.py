@@ -1,5 +1,4 @@
-"""Every notebook executes top to bottom (nbclient). The quickstart runs in the default suite; the rest
-(about 10 s each) are marked slow: run them with ``pytest -m slow tests/test_notebooks.py``."""
+"""Every notebook executes top to bottom (nbclient), each in about 10 s, in the default suite."""
 
 from pathlib import Path
 
@@ -23,7 +22,6 @@ def test_all_five_notebooks_exist():
                                           "04_annealed_schedules", "05_real_images"]
 
 
-@pytest.mark.parametrize("path", [pytest.param(p, id=p.stem, marks=() if p.stem.startswith("01") else pytest.mark.slow)
-                                  for p in NOTEBOOKS])
+@pytest.mark.parametrize("path", [pytest.param(p, id=p.stem) for p in NOTEBOOKS])
 def test_notebook_executes(path):
     _execute(path)

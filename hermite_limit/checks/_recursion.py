@@ -6,6 +6,7 @@ error is quadrature error, which each estimate reports and each check adds to it
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -17,9 +18,15 @@ from ._record import CheckRecord
 from ._figures import rate_figure, density_figure
 
 
-def check_fixed_point(data: GaussianMixture, alpha: float, t0: float, tol: float = 1e-12) -> CheckRecord:
-    """The truncated series limit is a fixed point of the generation map to within ``tol``."""
+def check_fixed_point(data: GaussianMixture, alpha: float, t0: float, tol: float = 1e-12,
+                      candidate: GaussianMixture | None = None) -> CheckRecord:
+    """The truncated series limit is a fixed point of the generation map to within ``tol``.
+
+    ``candidate`` replaces the closed-form limit as the law tested (to show a wrong one is caught).
+    """
     lim = limit_distribution(data, alpha, t0, tol)
+    if candidate is not None:
+        lim = dataclasses.replace(lim, mixture=candidate)
     nxt = generation(data, alpha, t0, 1, init=lim.mixture)
     w2 = w2_1d(nxt, lim)
     gens = [generation(data, alpha, t0, n) for n in (0, 2, 10)]
@@ -39,10 +46,11 @@ def check_fixed_point(data: GaussianMixture, alpha: float, t0: float, tol: float
     )
 
 
-def check_init_independence(data: GaussianMixture, alpha: float, t0: float, n: int = 40) -> CheckRecord:
-    """From any initial model, ``W2(p_n, p_inf) <= kappa^n W2(p_0, p_inf)``."""
+def check_init_independence(data: GaussianMixture, alpha: float, t0: float, n: int = 40,
+                            kappa: float | None = None) -> CheckRecord:
+    """From any initial model, ``W2(p_n, p_inf) <= kappa^n W2(p_0, p_inf)`` (``kappa`` overridable)."""
     lim = limit_distribution(data, alpha, t0, 1e-14)
-    kappa = math.sqrt(1 - alpha) * math.exp(-t0)
+    kappa = math.sqrt(1 - alpha) * math.exp(-t0) if kappa is None else kappa
     inits = {
         "p_data": data,
         "N(0,1)": standard_normal(1),
@@ -119,12 +127,14 @@ def check_tv_rate(data: GaussianMixture, alpha: float, t0: float, n: int = 10, r
     )
 
 
-def check_no_fresh_data(data: GaussianMixture, t0: float, n: int = 60) -> CheckRecord:
-    """With alpha = 0, ``p_n = P_{n t0} p_0 -> N(0, I)``: ``W2(p_n, gamma) <= e^{-n t0} W2(p_0, gamma)``."""
+def check_no_fresh_data(data: GaussianMixture, t0: float, n: int = 60, rate: float | None = None) -> CheckRecord:
+    """With alpha = 0, ``p_n = P_{n t0} p_0 -> N(0, I)``: ``W2(p_n, gamma) <= e^{-n t0} W2(p_0, gamma)``.
+
+    ``rate`` replaces the per-generation contraction ``e^{-t0}``."""
     gamma = standard_normal(1)
     start = w2_1d(data, gamma).value
     end = w2_1d(generation(data, 0.0, t0, n), gamma)
-    bound = math.exp(-n * t0) * start
+    bound = (math.exp(-t0) if rate is None else rate) ** n * start
     return CheckRecord(
         name=f"no_fresh_data[t0={t0:g}]",
         claim=f"alpha = 0 collapses to N(0, 1): W2(p_{n}, N(0,1)) <= e^(-n t0) W2(p_0, N(0,1))",
