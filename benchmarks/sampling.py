@@ -44,7 +44,7 @@ from ._harness import TaskResult, time_fn
 T0, T_START, D, ORDER = 0.02, 4.0, 10, 4
 EM_STEPS = 500
 LADDERS = {"tiny": (16, 64), "quick": (8, 16, 32, 64, 128), "full": (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)}
-SIZES = {"tiny": 2_000, "quick": 20_000, "full": 100_000}
+SIZES = {"tiny": 2_000, "quick": 20_000, "full": 50_000}
 
 
 def numpy_em(q, n, t0, T, n_steps, seed=0, y=None):
