@@ -1,4 +1,7 @@
-"""Throughput of the reverse-diffusion samplers and of the retraining loop.
+"""Throughput of the reverse-diffusion samplers and of the retraining loop (exploratory script).
+
+The benchmark-suite version of part 1 is ``benchmarks/sampling.py`` (``python -m benchmarks --only sampling``),
+which also owns the numpy Euler-Maruyama baseline used here.
 
 Run:  python benchmarks/sampling_throughput.py [--particles 100000 --steps 500 --generations 20 --dim 10]
 
@@ -20,10 +23,18 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy.special import logsumexp
 
 import hermite_limit as hl
 from hermite_limit.sampling import retrain, reverse_sample
+
+try:
+    from benchmarks.sampling import numpy_em
+except ImportError:  # run as a script: python benchmarks/sampling_throughput.py
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks.sampling import numpy_em
 
 
 def seed_mixture(d: int, K: int = 5, sigma: float = 0.6, seed: int = 0):
@@ -47,26 +58,6 @@ def _timed(fn):
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t
-
-
-def numpy_em(q, n, t0, T, n_steps, seed=0):
-    """Plain numpy Euler-Maruyama with the exact isotropic mixture score (the baseline a user would write)."""
-    rng = np.random.default_rng(seed)
-    w, m, c = np.asarray(q.weights), np.asarray(q.means), np.asarray(q.covs)
-    ts = np.linspace(T, t0, n_steps + 1)
-    rho = np.exp(-T)
-    comp = rng.choice(len(w), n, p=w)
-    y = rho * m[comp] + np.sqrt(rho**2 * c[comp] + 1 - rho**2)[:, None] * rng.standard_normal((n, m.shape[1]))
-    for t, tn in zip(ts[:-1], ts[1:]):
-        h = t - tn
-        rho = np.exp(-t)
-        v = rho**2 * c + 1 - rho**2
-        d2 = ((y[:, None, :] - rho * m[None]) ** 2).sum(-1)
-        lt = np.log(w) - 0.5 * d2 / v - 0.5 * m.shape[1] * np.log(v)
-        r = np.exp(lt - logsumexp(lt, axis=1, keepdims=True))
-        s = -(y * (r / v).sum(1, keepdims=True) - rho * (r / v) @ m)
-        y = y + h * (y + 2 * s) + np.sqrt(2 * h) * rng.standard_normal(y.shape)
-    return y
 
 
 def main():

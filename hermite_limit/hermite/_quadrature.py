@@ -20,6 +20,9 @@ the whole; ``scale > 1`` widens the rule for laws with heavier-than-Gaussian par
   of ``2^m`` points mapped by the normal quantile; the estimate is the mean of the ``R``
   replicate estimates and the error its standard error ``std / sqrt(R)``.
 
+With several JAX devices the node axis is sharded over a 1-D mesh (padded with zero-weight nodes to a
+multiple of the device count), so the density evaluations are split across devices.
+
 When the mean and covariance are not given they come from a pilot rule ``N(0, 4 I)`` (tensor
 Gauss-Hermite with 24 nodes per axis, or RQMC beyond d = 3).
 """
@@ -67,8 +70,27 @@ def rqmc_rules(d: int, log2_points: int, n_random: int, seed: int):
     return jnp.asarray(np.stack(out))
 
 
+def _shard_nodes(z, w):
+    """With several devices, pad the node axis with zero-weight nodes to a multiple of the device count
+    and shard it over a 1-D mesh (``NamedSharding``, axis "nodes"); the sums are unchanged (padded
+    nodes carry weight 0). A no-op on one device or inside a trace."""
+    devices = jax.devices()
+    if len(devices) <= 1 or isinstance(z, jax.core.Tracer) or isinstance(w, jax.core.Tracer):
+        return z, w
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    pad = (-z.shape[0]) % len(devices)
+    if pad:
+        z = jnp.concatenate([z, jnp.zeros((pad, z.shape[1]), z.dtype)])
+        w = jnp.concatenate([w, jnp.zeros((pad,) + w.shape[1:], w.dtype)])
+    mesh = Mesh(np.asarray(devices), ("nodes",))
+    sharding = NamedSharding(mesh, PartitionSpec("nodes"))
+    return jax.device_put(z, sharding), jax.device_put(w, sharding)
+
+
 def _log_ratio_weights(logp: Callable, z, w, m, L):
     """Points ``x = m + L z`` and weights ``w p(x) / q(x)`` for ``q = N(m, L L^T)``."""
+    z, w = _shard_nodes(z, w)
     d = z.shape[1]
     x = m + z @ L.T
     logdet = jnp.sum(jnp.log(jnp.abs(jnp.diag(L))))
