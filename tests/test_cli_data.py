@@ -69,7 +69,7 @@ def test_config_file_supplies_options(tmp_path, run_cli):
         (["--preset", "bimodal-1d", "--t0", "0.1", "--vp-eps", "0.01"], "give one of --t0, --vp-eps, --ddpm-step"),
     ],
 )
-@pytest.mark.parametrize("command", ["limit", "generations"])
+@pytest.mark.parametrize("command", ["limit", "generations", "spectrum", "forecast"])
 def test_bad_input_is_one_line_exit_2(command, args, message, cli_inputs, tmp_path, run_cli):
     d, _, _ = cli_inputs
     argv = [command] + [a.format(d=d) for a in args] + ["--out", str(tmp_path)]
