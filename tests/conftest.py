@@ -59,3 +59,12 @@ def run_cli(capsys):
         return code, cap.out, cap.err
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Checks and plots return open figures; close them after every test."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
