@@ -112,10 +112,14 @@ def planned_figures(config: VerifyConfig) -> list[tuple[str, Callable]]:
 
 def run_checks(config: VerifyConfig, progress: bool = True) -> tuple[list[CheckRecord], dict]:
     """Run every planned check and figure, in order, with a progress bar. Returns (records, figures)."""
+    import matplotlib
+
     plan = planned_checks(config)
     extra = planned_figures(config)
     records, figures = [], {}
-    with tqdm(total=len(plan) + len(extra), desc="verify", unit="step", disable=not progress) as bar:
+    # each record keeps its figure open until the report is written: silence the open-figure warning
+    quiet = matplotlib.rc_context({"figure.max_open_warning": 0})
+    with quiet, tqdm(total=len(plan) + len(extra), desc="verify", unit="step", disable=not progress) as bar:
         for label, thunk in plan:
             bar.set_postfix_str(label)
             out = thunk()
