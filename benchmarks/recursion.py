@@ -47,7 +47,7 @@ def run(size: str = "full") -> list[TaskResult]:
     quick = size != "full"
     tiny = size == "tiny"
     rng = np.random.default_rng(0)
-    K, d, n = 5, 10, (10 if tiny else (50 if quick else 200))
+    d, n = 10, (10 if tiny else (50 if quick else 200))
     data = hl.datasets.seed_gmm10()
     w, m, S = (np.asarray(a) for a in (data.weights, data.means, data.full_covs()))
     alpha, t0 = 0.1, 0.1

@@ -21,7 +21,6 @@ import gc
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import hermite_limit as hl

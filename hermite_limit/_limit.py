@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._mixture import COV_TYPES, GaussianMixture, as_mixture, standard_normal
+from ._mixture import COV_TYPES, GaussianMixture, as_mixture
 from ._precision import x64
 from ._time import schedule_times
 from ._validation import check_alpha, check_positive_int, check_time, check_tolerance

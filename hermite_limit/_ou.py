@@ -44,22 +44,9 @@ def ou_push(dist: Any, t: Any) -> GaussianMixture:
 
 def _push(gm: GaussianMixture, t) -> GaussianMixture:
     """Unchecked push of a mixture by a scalar (possibly traced) time."""
-    means, covs = push_arrays(gm.means, gm.covs, gm.cov_type, t)
-    return GaussianMixture.tree_unflatten(None, (gm.weights, means, covs))
-
-
-def push_arrays(means, covs, cov_type: str, t, xp=jnp):
-    """Push component arrays; an array ``t`` of shape (J,) gives J copies along a new leading axis.
-
-    ``xp`` is the array module: ``jax.numpy`` (traceable) or ``numpy`` (host-side bookkeeping).
-    """
-    t = xp.asarray(t, dtype=xp.float64)
-    rho = xp.exp(-t)
-    added = -xp.expm1(-2.0 * t)
-    # expand rho/added to broadcast over the component axes (K, d[, d]) behind the copy axis
-    extra = {"iso": 1, "diag": 2, "full": 3}[cov_type]
-    r_m = rho.reshape(t.shape + (1, 1))
-    r_c = (rho * rho).reshape(t.shape + (1,) * extra)
-    a_c = added.reshape(t.shape + (1,) * extra)
-    new_covs = r_c * covs + a_c * (xp.eye(means.shape[-1]) if cov_type == "full" else 1.0)
-    return r_m * means, new_covs
+    t = jnp.asarray(t, dtype=jnp.float64)
+    rho2 = jnp.exp(-2.0 * t)
+    added = -jnp.expm1(-2.0 * t)
+    noise = jnp.eye(gm.dim) if gm.cov_type == "full" else 1.0
+    covs = rho2 * gm.covs + added * noise
+    return GaussianMixture.tree_unflatten(None, (gm.weights, jnp.exp(-t) * gm.means, covs))

@@ -5,7 +5,6 @@ import pickle
 import numpy as np
 import pytest
 
-import hermite_limit as hl
 from hermite_limit import datasets
 
 

@@ -10,7 +10,6 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from ._indices import _tables
 from ._polynomials import _products

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from typing import Any
 
 import jax
@@ -233,7 +232,6 @@ def _roundoff(ea, order):
 
 @functools.partial(jax.jit, static_argnames=("order",))
 def _diag(w, means, B, *, order):
-    d = means.shape[1]
     npow = order // 2 + 1
     P = jnp.stack([B**i for i in range(npow + 1)])  # (npow+1, K, d)
     m2 = means**2

@@ -40,7 +40,7 @@ import numpy as np
 
 from .._mixture import _check_key, as_mixture
 from .._precision import x64
-from .._validation import check_positive_int, check_time, is_concrete, _scalar
+from .._validation import check_positive_int, is_concrete, _scalar
 from ._grid import GRIDS, time_grid
 from ._reverse import DEFAULT_T, INITS, _check_choice, check_dim, check_times, initial_particles, particle_sharding
 from ._score import mixture_score

@@ -22,20 +22,10 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import ndtr
 
+from ..hermite._polynomials import _polynomials as hermite_table
 from .._mixture import GaussianMixture
 
 _INV_SQRT_2PI = 0.3989422804014327
-
-
-def hermite_table(x, order: int):
-    """Normalised probabilists' Hermite ``h_0..h_order`` at ``x``: shape ``x.shape + (order + 1,)``.
-
-    ``h_{n+1} = (x h_n - sqrt(n) h_{n-1}) / sqrt(n + 1)`` (private stand-in for ``hermite_limit.hermite``).
-    """
-    hs = [jnp.ones_like(x), x]
-    for k in range(1, order):
-        hs.append((x * hs[k] - jnp.sqrt(float(k)) * hs[k - 1]) / jnp.sqrt(k + 1.0))
-    return jnp.stack(hs[: order + 1], axis=-1)
 
 
 @functools.partial(jax.jit, static_argnums=1)
