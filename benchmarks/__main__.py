@@ -12,20 +12,24 @@ import time
 
 from ._harness import device_description
 
-TASKS = ["hermite", "logdensity", "recursion", "sampling", "scaling"]
+TASKS = ["hermite", "logdensity", "recursion", "sampling", "retrain", "scaling"]
 
 
 def _fmt(x, spec=".3g"):
     return "-" if x is None else format(x, spec)
 
 
+def unit(row: dict) -> str:
+    return row.get("unit", "s")
+
+
 def markdown(payload: dict) -> str:
-    lines = [f"Device: {payload['device']}", "", "| task | peer | peer s | ours s | ratio | target | met | peer error | ours error | compile s |",
+    lines = [f"Device: {payload['device']}", "", "| task | peer | peer | ours | ratio | target | met | peer error | ours error | compile s |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in payload["tasks"]:
         met = "-" if r["met"] is None else ("met" if r["met"] else "**missed**")
         lines.append(
-            f"| {r['task']} | {r['peer']} | {_fmt(r['peer_seconds'])} | {_fmt(r['ours_seconds'])} | {_fmt(r['ratio'], '.1f')}x | "
+            f"| {r['task']} | {r['peer']} | {_fmt(r['peer_seconds'])} {unit(r)} | {_fmt(r['ours_seconds'])} {unit(r)} | {_fmt(r['ratio'], '.2g')}x | "
             f"{_fmt(r['target_ratio'], 'g')} | {met} | {_fmt(r['peer_error'], '.1e')} | {_fmt(r['ours_error'], '.1e')} | {_fmt(r['ours_compile_seconds'], '.2f')} |"
         )
     notes = [f"- {r['task']} vs {r['peer']}: {r['note']}" for r in payload["tasks"] if r.get("note")]

@@ -53,6 +53,7 @@ class TaskResult:
     ours_error: float | None
     ours_compile_seconds: float = 0.0
     note: str = ""
+    unit: str = "s"  # of peer_seconds / ours_seconds ("MiB" for memory rows)
 
     @property
     def ratio(self) -> float:

@@ -4,18 +4,13 @@ Each row compares a measured time with the linear extrapolation from the smalles
 (``peer_seconds = t_smallest * size / smallest``), so ``ratio`` is the scaling efficiency: 1 is
 exactly linear, > 1 better than linear (fixed overheads amortised), < 1 worse.
 
-Memory (full and quick sizes): peak resident set size (``ru_maxrss``) in fresh subprocesses, as the
-increase over the process after imports and a small warm-up run — for the largest sampling run, and for
-``retrain`` after 2 and after 6 generations (memory must stay flat across generations).
+Memory over generations is measured in ``benchmarks/retrain.py``.
 A log-log plot goes to ``benchmarks/scaling.png`` at full size, or to ``$HL_BENCH_SCALING_PNG`` if set.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -31,40 +26,6 @@ STEPS = 50
 PARTICLES = {"tiny": (1_000, 4_000), "quick": (1_000, 10_000, 100_000), "full": (1_000, 10_000, 100_000, 1_000_000)}
 COMPONENTS = {"tiny": (5, 20), "quick": (5, 50, 500), "full": (5, 50, 500)}
 ORDERS = {"tiny": (2, 4), "quick": (2, 4, 6), "full": (2, 4, 6, 8)}
-
-_MEM_SCRIPT = r"""
-import json, resource, sys, jax
-import hermite_limit as hl
-from hermite_limit.sampling import reverse_sample, retrain
-kind, n, steps, gens = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-q = hl.datasets.seed_gmm10()
-rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB -> MiB (Linux)
-
-
-def current():  # resident now (VmRSS), MiB: not masked by the compile-time high-water mark
-    for line in open("/proc/self/status"):
-        if line.startswith("VmRSS"):
-            return int(line.split()[1]) / 1024.0
-    return float("nan")
-if kind == "sample":
-    reverse_sample(jax.random.key(1), q, 1000, t0=0.02, n_steps=steps).particles.block_until_ready()
-    base = rss()
-    reverse_sample(jax.random.key(0), q, n, t0=0.02, n_steps=steps).particles.block_until_ready()
-else:
-    retrain(jax.random.key(1), q, 0.5, 0.02, 1, 1000, n_steps=steps, progress=False)
-    base = rss()
-    retrain(jax.random.key(0), q, 0.5, 0.02, gens, n, n_steps=steps, progress=False)
-print(json.dumps({"base_mib": base, "peak_mib": rss(), "current_mib": current()}))
-"""
-
-
-def _maxrss(kind: str, n: int, steps: int, gens: int = 0) -> dict:
-    proc = subprocess.run([sys.executable, "-c", _MEM_SCRIPT, kind, str(n), str(steps), str(gens)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=1800)
-    if proc.returncode:
-        raise RuntimeError(proc.stderr[-2000:])
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
 
 def _mixture(K: int, d: int = 10, seed: int = 0):
     rng = np.random.default_rng(seed)
@@ -125,24 +86,11 @@ def run(size: str = "full") -> list[TaskResult]:
 
     orders = (orders[0], orders[1], [(comb(o + 10, 10), c, t) for o, c, t in orders[2]])
 
-    mem_note = ""
-    if size != "tiny":
-        n_big = PARTICLES[size][-1]
-        m = _maxrss("sample", n_big, STEPS)
-        n_ret, steps_ret = (20_000, 100) if size == "full" else (2_000, 50)
-        r2, r6 = _maxrss("retrain", n_ret, steps_ret, 2), _maxrss("retrain", n_ret, steps_ret, 6)
-        mem_note = (f"peak RSS of the n={n_big:g} x {STEPS}-step sampling run: {m['peak_mib']:.0f} MiB "
-                    f"(+{m['peak_mib'] - m['base_mib']:.0f} MiB over the warmed-up process; particles alone are "
-                    f"{n_big * 10 * 8 / 2**20:.0f} MiB); retrain (n={n_ret}, {steps_ret} steps): peak RSS "
-                    f"{r2['peak_mib']:.0f} MiB after 2 generations, {r6['peak_mib']:.0f} MiB after 6 "
-                    f"(+{r2['peak_mib'] - r2['base_mib']:.0f} / +{r6['peak_mib'] - r6['base_mib']:.0f} MiB over warm-up); "
-                    f"resident after the run {r2['current_mib']:.0f} / {r6['current_mib']:.0f} MiB (VmRSS). The peak is "
-                    "set by JAX compilation, so flatness is read from the resident figures")
     all_series = [particles, comps, orders]
     path = str(ROOT / "benchmarks" / "scaling.png") if size == "full" else os.environ.get("HL_BENCH_SCALING_PNG")
     if path:
         _plot(all_series, path)
     rows = []
     for i, (label, unit, series) in enumerate(all_series):
-        rows += _rows(label, unit, series, mem_note if i == 0 else "")
+        rows += _rows(label, unit, series)
     return rows

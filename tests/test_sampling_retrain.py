@@ -65,8 +65,11 @@ def test_analytic_records_match_closed_form():
 def test_same_key_same_records_and_refit_runs():
     data = random_mixture(np.random.default_rng(5), 2, 2, "full")
     kw = dict(carry="refit", n_steps=20, n_directions=4, progress=False, **SAMPLER)
-    a = hl.retrain(jax.random.key(6), data, 0.5, 0.2, 2, 300, **kw)
+    seen = []
+    a = hl.retrain(jax.random.key(6), data, 0.5, 0.2, 2, 300, callback=lambda i, x: seen.append((i, x)), **kw)
     b = hl.retrain(jax.random.key(6), data, 0.5, 0.2, 2, 300, **kw)
+    assert [i for i, _ in seen] == [0, 1]
+    np.testing.assert_array_equal(np.asarray(seen[-1][1]), np.asarray(a.particles))
     np.testing.assert_array_equal(a.records.sliced_w2, b.records.sliced_w2)
     np.testing.assert_array_equal(np.asarray(a.particles), np.asarray(b.particles))
     assert a.model.n_components == 2 and a.model.cov_type == "full"
@@ -83,6 +86,7 @@ def test_same_key_same_records_and_refit_runs():
         (dict(n_generations=0), "n_generations"),
         (dict(carry="memory"), "carry"),
         (dict(score_error=[None]), "score_error"),
+        (dict(callback=3), "callback"),
     ],
 )
 def test_retrain_bad_input(kwargs, match):

@@ -109,6 +109,7 @@ def retrain(
     n_directions: int = 16,
     n_record: int = 20_000,
     progress: bool = True,
+    callback: Callable[[int, jax.Array], Any] | None = None,
 ) -> RetrainResult:
     """Recursive retraining through a reverse-diffusion sampler with the exact score of each training law.
 
@@ -138,6 +139,8 @@ def retrain(
     n_record : int, the W2, delta and moment records use the first ``n_record`` particles (exact W2 costs
         ``O(n K)`` per slice); Hermite coefficients use all particles.
     progress : bool, show a tqdm bar over generations.
+    callback : callable ``f(i, particles)``, optional, called after generation ``i`` with its particles
+        (e.g. to checkpoint them or to watch resident memory); its return value is ignored.
 
     Returns
     -------
@@ -169,6 +172,8 @@ def retrain(
     _check_choice(init, "init", INITS)
     _check_choice(backend, "backend", BACKENDS)
     errors = _per_generation_errors(score_error, N, gm.dim)
+    if callback is not None and not callable(callback):
+        raise ValueError(f"callback must be a callable f(i, particles) or None; got {type(callback).__name__}")
     key = _check_key(key) if is_concrete(key) else key
     d = gm.dim
     k_dirs, k_loop = jax.random.split(key)
@@ -202,6 +207,8 @@ def retrain(
                 n_record)
         bound = kappa * bound + rec["delta"][i]
         rec["w2_bound"][i] = bound
+        if callback is not None:
+            callback(i, particles)
         if carry == "analytic":
             model = exact
         elif carry == "particles":

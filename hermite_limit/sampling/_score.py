@@ -165,33 +165,33 @@ def _log_terms(s: MixtureScore, x, t):
         yp = y / c
         quad = jnp.sum(y * yp, axis=-1)
         logdet = jnp.sum(jnp.log(c), axis=-1)
-        extra = yp
+        lt = s.log_weights - 0.5 * quad - 0.5 * logdet - 0.5 * d * _LOG_2PI
+        return lt, yp, rho
+    # iso / diag: -|x - mu|^2_P / 2 = x.(P mu) - |x|^2_P / 2 - |mu|^2_P / 2, two matrix products
+    P = 1.0 / c
+    mu = rho * s.means
+    if s.cov_type == "iso":
+        linear = (x @ mu.T) * P
+        square = jnp.sum(x * x, axis=1, keepdims=True) * (0.5 * P)
+        const = s.log_weights - 0.5 * P * jnp.sum(mu * mu, axis=1) - 0.5 * d * jnp.log(c)
     else:
-        P = 1.0 / c
-        if s.cov_type == "iso":
-            xx = jnp.sum(x * x, axis=1, keepdims=True) * P
-            xm = (x @ s.means.T) * P
-            mm = jnp.sum(s.means**2, axis=1) * P
-            logdet = d * jnp.log(c)
-        else:
-            Pm = P * s.means
-            xx = (x * x) @ P.T
-            xm = x @ Pm.T
-            mm = jnp.sum(Pm * s.means, axis=1)
-            logdet = jnp.sum(jnp.log(c), axis=1)
-        quad = jnp.maximum(xx - 2.0 * rho * xm + rho * rho * mm, 0.0)
-        extra = P
-    lt = s.log_weights - 0.5 * quad - 0.5 * logdet - 0.5 * d * _LOG_2PI
-    return lt, extra, rho
+        linear = x @ (P * mu).T
+        square = (x * x) @ (0.5 * P).T
+        const = s.log_weights - 0.5 * jnp.sum(P * mu * mu, axis=1) - 0.5 * jnp.sum(jnp.log(c), axis=1)
+    lt = linear - square + (const - 0.5 * d * _LOG_2PI)
+    return lt, P, mu
 
 
 def _score_rows(s: MixtureScore, x, t):
-    lt, extra, rho = _log_terms(s, x, t)
-    r = jax.nn.softmax(lt, axis=1)  # (n, K)
+    lt, extra, mu = _log_terms(s, x, t)
     if s.cov_type == "full":
+        r = jax.nn.softmax(lt, axis=1)  # (n, K)
         return -jnp.einsum("nk,kde,nke->nd", r, s.vecs, extra)
+    # unnormalised responsibilities; the normaliser divides once at the end
+    e = jnp.exp(lt - jnp.max(lt, axis=1, keepdims=True))
+    inv_z = 1.0 / jnp.sum(e, axis=1, keepdims=True)
     P = extra
     if s.cov_type == "iso":
-        rP = r * P
-        return -(x * jnp.sum(rP, axis=1, keepdims=True) - rho * (rP @ s.means))
-    return -(x * (r @ P) - rho * (r @ (P * s.means)))
+        eP = e * P
+        return (eP @ mu - x * jnp.sum(eP, axis=1, keepdims=True)) * inv_z
+    return (e @ (P * mu) - x * (e @ P)) * inv_z

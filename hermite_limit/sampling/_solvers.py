@@ -19,8 +19,8 @@ the left end ``(Y_k, t_k)`` (Euler-Maruyama and exponential integrator).
 - ``ode``: Heun's method (explicit trapezoid, order 2) on the probability-flow ODE; deterministic given
   the initial particles.
 
-Two loops: ``scan_loop`` (a ``lax.scan`` over the grid, noise ``Z_k = normal(fold_in(key, k), (n d,))``
-reshaped to (n, d)) and
+Two loops: ``scan_loop`` (a ``lax.scan`` over the grid, noise ``Z_k = standard_normal(fold_in(key, k), (n, d))``,
+Box-Muller from threefry bits, see ``_noise.py``) and
 ``_diffrax_loop`` (``diffrax.diffeqsolve`` with ``StepTo`` on the same grid, ``Euler`` + an
 ``UnsafeBrownianPath`` or ``VirtualBrownianTree`` for ``em``, ``Heun`` for ``ode``). The scan loop is
 the default: it was faster in ``benchmarks/sampling_throughput.py`` (see the README of this package).
@@ -34,6 +34,8 @@ import diffrax
 import jax
 import jax.numpy as jnp
 import lineax as lx
+
+from ._noise import standard_normal
 
 METHODS = ("em", "exponential", "ode")
 BACKENDS = ("scan", "diffrax")
@@ -92,8 +94,7 @@ def scan_loop(key, y0, times, score, method: str, sharding=None, error=None, lea
         if method == "ode":
             z = jnp.zeros_like(y)
         else:
-            # drawn flat then reshaped: ~2x faster on CPU than drawing shape (n, d) directly (threefry)
-            z = jax.random.normal(jax.random.fold_in(key, k), (n * d,), dtype=jnp.float64).reshape(n, d)
+            z = standard_normal(jax.random.fold_in(key, k), (n, d))
             z = _constrain(z, sharding)
         if error is not None:
             e = error(y, t)
