@@ -9,7 +9,7 @@
   ``x_(i)^2 / n - 2 x_(i) [M1(c_i) - M1(c_{i-1})] + [M2(c_i) - M2(c_{i-1})]``, where the partial moments of
   ``N(m, s^2)`` are ``M1(c) = m Phi(z) - s phi(z)``, ``M2(c) = (m^2 + s^2) Phi(z) - s (m + c) phi(z)``,
   ``z = (c - m) / s``. Quantiles: monotone interpolation of ``F`` on a grid, then safeguarded Newton
-  steps (to ~1e-14). No quadrature: the only error is floating point.
+  steps (to ``|F(c) - u| <= 1e-14``). No quadrature: the only error is floating point.
 - Sliced W2 to a mixture: root-mean-square of the exact 1-D W2 over projections ``<u, X>`` (the law of a
   projection of a mixture is the 1-D mixture ``gm.project(u)``).
 """
@@ -20,12 +20,19 @@ import functools
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.special import ndtr
+from jax.scipy.special import erfc
 
 from ..hermite._polynomials import _polynomials as hermite_table
 from .._mixture import GaussianMixture
 
 _INV_SQRT_2PI = 0.3989422804014327
+_INV_SQRT_2 = 0.7071067811865476
+
+
+def _ndtr(z):
+    """``Phi(z) = erfc(-z / sqrt 2) / 2``: the accuracy of ``jax.scipy.special.ndtr`` (2e-16 absolute, the same
+    relative accuracy in the lower tail) at a fifth of its cost, which evaluates ``erf`` and ``erfc`` both."""
+    return 0.5 * erfc(-z * _INV_SQRT_2)
 
 
 @functools.partial(jax.jit, static_argnums=1)
@@ -52,11 +59,18 @@ def mixture_hermite_marginals(gm: GaussianMixture, order: int = 4):
 
 def _cdf_pdf(c, w, m, s):
     z = (c[:, None] - m) / s
-    return ndtr(z) @ w, (jnp.exp(-0.5 * z * z) * _INV_SQRT_2PI / s) @ w
+    return _ndtr(z) @ w, (jnp.exp(-0.5 * z * z) * _INV_SQRT_2PI / s) @ w
 
 
-def mixture_quantiles(u, w, m, s, grid_size: int = 512, newton_steps: int = 8):
-    """Quantiles ``F^{-1}(u)`` of the 1-D mixture ``sum_k w_k N(m_k, s_k^2)`` for ``u`` in (0, 1)."""
+def mixture_quantiles(u, w, m, s, grid_size: int = 4096, max_newton: int = 8):
+    """Quantiles ``F^{-1}(u)`` of the 1-D mixture ``sum_k w_k N(m_k, s_k^2)`` for ``u`` in (0, 1).
+
+    Linear interpolation of ``F`` on a ``grid_size`` grid over ``[min m - 40 s, max m + 40 s]`` brackets each
+    quantile; safeguarded Newton steps (clipped to the bracket) follow. Each step costs one pass over
+    (points x components), so the grid is made fine rather than the steps many. Newton stops
+    once ``max |F(c) - u| <= 1e-14`` (then the partial moments of the W2 cells are off by at most
+    ``1e-14 |c|``), after at most ``max_newton`` steps.
+    """
     lo = jnp.min(m - 40.0 * s)
     hi = jnp.max(m + 40.0 * s)
     g = jnp.linspace(lo, hi, grid_size)
@@ -66,17 +80,22 @@ def mixture_quantiles(u, w, m, s, grid_size: int = 512, newton_steps: int = 8):
     Fa, Fb = Fg[j], Fg[j + 1]
     c = a + (b - a) * jnp.clip((u - Fa) / jnp.maximum(Fb - Fa, 1e-300), 0.0, 1.0)
 
-    def newton(_, c):
+    def newton(state):
+        k, c, _ = state
         F, f = _cdf_pdf(c, w, m, s)
-        c_new = c - (F - u) / jnp.maximum(f, 1e-300)
-        return jnp.clip(c_new, a, b)
+        c_new = jnp.clip(c - (F - u) / jnp.maximum(f, 1e-300), a, b)
+        return k + 1, c_new, jnp.max(jnp.abs(F - u))
 
-    return jax.lax.fori_loop(0, newton_steps, newton, c)
+    def going(state):
+        k, _, residual = state
+        return (k < max_newton) & (residual > 1e-14)
+
+    return jax.lax.while_loop(going, newton, (0, c, jnp.inf))[1]
 
 
 def _partial_moments(c, w, m, s):
     z = (c[:, None] - m) / s
-    Phi = ndtr(z)
+    Phi = _ndtr(z)
     phi = jnp.exp(-0.5 * z * z) * _INV_SQRT_2PI
     M1 = (m * Phi - s * phi) @ w
     M2 = ((m * m + s * s) * Phi - s * (m + c[:, None]) * phi) @ w
