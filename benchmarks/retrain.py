@@ -8,8 +8,8 @@
     The "peer" is the budget a user would accept for it ("a few minutes", taken as 300 s): ratio >= 1 is met.
 (b) Memory: the same loop with 10^6 particles (full size) in a fresh subprocess, run twice with different
     keys; the resident set size (VmRSS) after every generation through ``retrain(callback=...)`` and the
-    peak (``ru_maxrss``). The first run also holds what XLA compiles: one set of programs per power-of-2
-    bucket of the training law's component count (at most log2 K of them), so it grows in steps. The
+    peak (``ru_maxrss``). The first run also holds what XLA compiles: one set of programs per padded size
+    of the training law's component count (powers of 2 up to 32, then multiples of 16), so it grows in steps. The
     second run reuses them, so its growth is what the loop itself keeps: flat means its resident size
     stays within 10% of its value after the first generation (``ratio = rss_1 / max_i rss_i >= 0.9``).
 """

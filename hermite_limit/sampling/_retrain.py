@@ -195,7 +195,7 @@ def retrain(
     for i in tqdm(range(N), desc=f"retrain ({carry})", disable=not progress):
         k_sample, k_floor = jax.random.split(jax.random.fold_in(k_loop, i))
         q = mix(alpha, gm, model) if alpha < 1.0 else gm
-        K_q = min(K_max, _bucket(q.n_components))  # power-of-2 sizes: few compilations, little padding
+        K_q = min(K_max, _bucket(q.n_components))  # few distinct sizes: few compilations, little padding
         q_pad = pad_mixture(q, K_q)
         particles = reverse_sample(
             k_sample, q_pad, n, t0=t0, T=T, n_steps=n_steps, method=method, grid=grid, init=init,
@@ -234,7 +234,14 @@ def _record(rec, i, x, exact: GaussianMixture, ideal: GaussianMixture, U, order,
 
 
 def _bucket(K: int) -> int:
-    return 1 << max(0, (K - 1).bit_length())
+    """Padded size for ``K`` components: powers of 2 up to 32, then multiples of 16.
+
+    Few distinct sizes (one compilation each) with at most 15 padded components once ``K > 32``, where
+    the score's cost grows with ``K``.
+    """
+    if K <= 32:
+        return 1 << max(0, (K - 1).bit_length())
+    return -(-K // 16) * 16
 
 
 def _max_components(gm: GaussianMixture, alpha, t0, N: int, n: int, carry: str) -> int:
