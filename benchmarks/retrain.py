@@ -12,11 +12,16 @@
     of the training law's component count (powers of 2 up to 32, then multiples of 16), so it grows in steps. The
     second run reuses them, so its growth is what the loop itself keeps: flat means its resident size
     stays within 10% of its value after the first generation (``ratio = rss_1 / max_i rss_i >= 0.9``).
+    The bytes of live JAX arrays are listed too. The subprocess runs with a fixed glibc mmap threshold
+    (``MALLOC_MMAP_THRESHOLD_=131072``): by default glibc raises the threshold after large frees and then
+    keeps freed (n, K) temporaries cached in the heap, so the resident size would show the allocator's
+    cache rather than what is allocated.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -47,19 +52,30 @@ def resident():  # MiB now (VmRSS), not masked by the compile-time high-water ma
     return float("nan")
 
 
-runs = {"first": [], "second": []}
-for seed, name in enumerate(runs):
+def live():  # MiB held by live JAX arrays: what the program keeps
+    return sum(a.nbytes for a in jax.live_arrays()) / 2**20
+
+
+runs = {"first": [], "second": [], "live": []}
+for seed, name in enumerate(["first", "second"]):
+    def watch(i, x, name=name):
+        runs[name].append(resident())
+        if name == "second":
+            runs["live"].append(live())
     hl.retrain(jax.random.key(seed), hl.datasets.seed_gmm10(), alpha, t0, gens, n, n_steps=steps, progress=False,
-               callback=lambda i, x: runs[name].append(resident()))
+               callback=watch)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB -> MiB on Linux
-print(json.dumps({"first_mib": runs["first"], "second_mib": runs["second"], "peak_mib": peak}))
+print(json.dumps({"first_mib": runs["first"], "second_mib": runs["second"], "live_mib": runs["live"], "peak_mib": peak}))
 """
 
 
 def memory_profile(n: int, steps: int, gens: int) -> dict:
     """Resident MiB after each generation and the peak, from a fresh process."""
+    # a fixed glibc mmap threshold: freed temporaries above 128 KiB go back to the OS at once, so the
+    # resident size tracks what is allocated rather than what the allocator keeps cached
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072")
     proc = subprocess.run([sys.executable, "-c", _MEM_SCRIPT, str(n), str(steps), str(gens), str(ALPHA), str(T0)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=3600)
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
     if proc.returncode:
         raise RuntimeError(proc.stderr[-2000:])
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -97,6 +113,7 @@ def run(size: str = "full") -> list[TaskResult]:
         f"memory: retrain {mn:g} particles x {msteps} steps x {mgens} generations (second run)",
         "resident after generation 1", second[0], max(second), 0.9, None, None, 0.0,
         f"resident MiB after each generation, first run (compiling): {listing(first)}; second run: {listing(second)}; "
+        f"live JAX arrays in the second run: {listing(mem['live_mib'])} MiB; "
         f"peak {mem['peak_mib']:.0f} MiB (particles alone {mn * 10 * 8 / 2**20:.0f} MiB); ratio = resident after "
         "generation 1 / largest resident of the second run (flat: >= 0.9)", unit="MiB"))
     return rows
