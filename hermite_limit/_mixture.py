@@ -400,23 +400,32 @@ def _quadratic_form_coefficients(gm: GaussianMixture):
     return mu, P, b, c, logdet
 
 
-def _log_terms_chunk(gm: GaussianMixture, coef, xc: jax.Array) -> jax.Array:
-    """``log w_k + log N(x; m_k, S_k)`` for centred points ``xc`` (n, d): shape (n, K).
+def _log_term_weights(gm: GaussianMixture, coef) -> jax.Array:
+    """Weights ``W`` (features, K) with ``features(x) @ W = log w_k + log N(x; m_k, S_k)`` (centred ``x``).
 
-    The quadratic forms are one matrix product: for full covariances the features are the
-    upper-triangle products ``x_i x_j`` (weight 2 off the diagonal), for diagonal ones ``x_i^2``.
+    ``log w_k - (x^T P_k x - 2 b_k.x + c_k) / 2 - logdet_k / 2 - d log(2 pi) / 2`` is linear in the features
+    ``(x_i x_j for i <= j, x, 1)`` (full; weight 2 off the diagonal) or ``(x * x, x, 1)`` (diag / iso), so all
+    (n, K) log-terms come from one matrix product, which runs near the machine's matmul peak.
     """
     _, P, b, c, logdet = coef
     d = gm.dim
     if gm.cov_type == "full":
         iu, ju = jnp.triu_indices(d)
-        scale = jnp.where(iu == ju, 1.0, 2.0)
-        feats = xc[:, iu] * xc[:, ju]
-        xPx = feats @ (P[:, iu, ju] * scale).T
+        quadratic = -0.5 * jnp.where(iu == ju, 1.0, 2.0) * P[:, iu, ju]  # (K, d(d+1)/2)
     else:
-        xPx = (xc * xc) @ P.T
-    quad = jnp.maximum(xPx - 2.0 * xc @ b.T + c, 0.0)
-    return jnp.log(gm.weights) - 0.5 * quad - 0.5 * logdet - 0.5 * d * _LOG_2PI
+        quadratic = -0.5 * P  # (K, d)
+    const = jnp.log(gm.weights) - 0.5 * c - 0.5 * logdet - 0.5 * d * _LOG_2PI
+    return jnp.concatenate([quadratic.T, b.T, const[None, :]], axis=0)
+
+
+def _features(gm: GaussianMixture, xc: jax.Array) -> jax.Array:
+    """``(x_i x_j for i <= j, x, 1)`` (full) or ``(x * x, x, 1)`` for centred points ``xc`` (n, d)."""
+    if gm.cov_type == "full":
+        iu, ju = jnp.triu_indices(gm.dim)
+        quadratic = xc[:, iu] * xc[:, ju]
+    else:
+        quadratic = xc * xc
+    return jnp.concatenate([quadratic, xc, jnp.ones_like(xc[:, :1])], axis=1)
 
 
 def _over_chunks(fn, x: jax.Array, n_components: int) -> jax.Array:
@@ -434,17 +443,19 @@ def _over_chunks(fn, x: jax.Array, n_components: int) -> jax.Array:
 @jax.jit
 def _logpdf(gm: GaussianMixture, x: jax.Array) -> jax.Array:
     coef = _quadratic_form_coefficients(gm)
-    return _over_chunks(lambda xb: logsumexp(_log_terms_chunk(gm, coef, xb), axis=1), x - coef[0], gm.n_components)
+    W = _log_term_weights(gm, coef)
+    return _over_chunks(lambda xb: logsumexp(_features(gm, xb) @ W, axis=1), x - coef[0], gm.n_components)
 
 
 @jax.jit
 def _score(gm: GaussianMixture, x: jax.Array) -> jax.Array:
     coef = _quadratic_form_coefficients(gm)
     _, P, b, _, _ = coef
+    W = _log_term_weights(gm, coef)
     d = gm.dim
 
     def block(xc):
-        r = jax.nn.softmax(_log_terms_chunk(gm, coef, xc), axis=1)  # (n, K) responsibilities
+        r = jax.nn.softmax(_features(gm, xc) @ W, axis=1)  # (n, K) responsibilities
         if gm.cov_type == "full":
             # sum_k r_k P_k (x - m_k) = (sum_k r_k P_k) x - sum_k r_k b_k  (centred coordinates)
             A = (r @ P.reshape(P.shape[0], d * d)).reshape(-1, d, d)
