@@ -51,6 +51,7 @@ from .divergences import tv_distance as tv_distance
 from .divergences import w2_1d as w2_1d
 from . import datasets as datasets
 
+from .sampling import FokkerPlanckOutput as FokkerPlanckOutput
 from .sampling import GaussianOutput as GaussianOutput
 from .sampling import MixtureScore as MixtureScore
 from .sampling import Observability as Observability
@@ -58,6 +59,7 @@ from .sampling import RetrainRecords as RetrainRecords
 from .sampling import RetrainResult as RetrainResult
 from .sampling import ReverseSample as ReverseSample
 from .sampling import ScoreError as ScoreError
+from .sampling import fokker_planck_output as fokker_planck_output
 from .sampling import gaussian_output_moments as gaussian_output_moments
 from .sampling import mixture_score as mixture_score
 from .sampling import observability as observability

@@ -4,7 +4,8 @@ Modules: ``_score`` (exact scores of ``P_t q`` for mixtures), ``_grid`` (time gr
 (EM, exponential integrator, probability-flow ODE; scan and diffrax loops), ``_reverse``
 (``reverse_sample``), ``_stats`` (sample statistics with standard errors, exact 1-D W2 to a mixture),
 ``_retrain`` (the retraining loop), ``_errors`` (score-error injection, path energies, observability),
-``_gaussian`` (exact Gaussian outputs under affine score errors).
+``_gaussian`` (exact Gaussian outputs under affine score errors), ``_fokker_planck`` (the output density in
+d = 1, 2 by a Fokker-Planck solve), ``_noise`` (Box-Muller normals).
 """
 
 from ._grid import time_grid as time_grid
@@ -24,3 +25,5 @@ from ._errors import path_energy as path_energy
 from ._errors import score_error as score_error
 from ._gaussian import GaussianOutput as GaussianOutput
 from ._gaussian import gaussian_output_moments as gaussian_output_moments
+from ._fokker_planck import FokkerPlanckOutput as FokkerPlanckOutput
+from ._fokker_planck import fokker_planck_output as fokker_planck_output
