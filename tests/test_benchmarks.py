@@ -25,6 +25,7 @@ def test_benchmarks_tiny_run_writes_schema(tmp_path):
         assert abs(row["ratio"] - row["peer_seconds"] / row["ours_seconds"]) <= 1e-9 * row["ratio"]
         if row["target_ratio"] is not None:
             assert row["met"] == (row["ratio"] >= row["target_ratio"])
-        if row["ours_error"] is not None and not row["task"].startswith("sampling"):  # sampling: discretisation bias
+        # sampling and retrain rows report Monte Carlo / discretisation errors; the rest are deterministic
+        if row["ours_error"] is not None and not row["task"].startswith(("sampling", "retrain")):
             assert row["ours_error"] < 1e-6  # our answers are right even at the smallest size
     assert "| task | peer |" in md.read_text()
