@@ -202,16 +202,18 @@ def _iso_log_series(g, qk, ql, bk, bl, d, order):
     return jnp.stack(out, axis=-1)
 
 
+def _blocks(a, block: int):
+    """Zero-pad the leading axis to a multiple of ``block`` and split it: (n, ...) -> (n_blocks, block, ...)."""
+    pad = (-a.shape[0]) % block
+    a = jnp.concatenate([a, jnp.zeros((pad,) + a.shape[1:], a.dtype)])
+    return a.reshape((-1, block) + a.shape[1:])
+
+
 @functools.partial(jax.jit, static_argnames=("order", "block"))
 def _iso(w, means, b, *, order, block):
     K, d = means.shape
-    nb = -(-K // block)
-    pad = nb * block - K
     q = jnp.sum(means**2, axis=1)
-    mp = jnp.concatenate([means, jnp.zeros((pad, d))]).reshape(nb, block, d)
-    wp = jnp.concatenate([w, jnp.zeros(pad)]).reshape(nb, block)
-    bp = jnp.concatenate([b, jnp.zeros(pad)]).reshape(nb, block)
-    qp = jnp.concatenate([q, jnp.zeros(pad)]).reshape(nb, block)
+    mp, wp, bp, qp = (_blocks(a, block) for a in (means, w, b, q))
 
     def body(carry, rows):
         mr, wr, br, qr = rows
@@ -291,11 +293,9 @@ def _full(w, means, B, *, order):
 @functools.partial(jax.jit, static_argnames=("order", "block"))
 def _ustat(x, *, order, block):
     N, d = x.shape
-    nb = -(-N // block)
-    pad = nb * block - N
     q = jnp.sum(x**2, axis=1)
-    xp = jnp.concatenate([x, jnp.zeros((pad, d))]).reshape(nb, block, d)
-    qp = jnp.concatenate([q, jnp.zeros(pad)]).reshape(nb, block)
+    xp, qp = _blocks(x, block), _blocks(q, block)
+    nb = xp.shape[0]
     rows = jnp.arange(nb * block).reshape(nb, block)
     neg = -jnp.ones(())
 
