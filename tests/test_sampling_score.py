@@ -14,9 +14,10 @@ from helpers import random_mixture
 
 @pytest.mark.parametrize("cov_type", ["iso", "diag", "full"])
 @pytest.mark.parametrize("d", [1, 3])
-def test_matches_pushed_mixture_score(cov_type, d):
-    rng = np.random.default_rng(d)
-    q = random_mixture(rng, 5, d, cov_type)
+@pytest.mark.parametrize("K", [1, 3, 5, 9])  # iso K <= 6 and diag K <= 4 take the unrolled component sum
+def test_matches_pushed_mixture_score(cov_type, d, K):
+    rng = np.random.default_rng(d + 10 * K)
+    q = random_mixture(rng, K, d, cov_type)
     s = hl.mixture_score(q)
     x = 3.0 * rng.standard_normal((11, d))
     for t in [1e-3, 0.1, 1.0, 5.0]:

@@ -32,6 +32,10 @@ _LOG_2PI = 1.8378770664093453
 # Elements of the largest (chunk, K[, d]) temporary (128 MiB); above this the particles are processed in chunks.
 # Chunks cost speed on CPU (XLA threads small arrays less well), so the bound only caps memory.
 _MAX_ELEMENTS = 2**24
+# Up to this many components the score is a sum over components of (n,) vectors (one pass over x per
+# component) instead of matrix products with (n, K) results. Measured in the sampler loop (n = 10^5,
+# d = 10): iso K = 2 / 5 / 8 take 0.57 / 0.80 / 1.10x the matmul form's step, diag K = 2 / 5: 0.71 / 1.02x.
+_UNROLL_MAX_COMPONENTS = {"iso": 6, "diag": 4}
 
 
 class MixtureScore(eqx.Module):
@@ -184,6 +188,8 @@ def _log_terms(s: MixtureScore, x, t):
 
 
 def _score_rows(s: MixtureScore, x, t):
+    if s.n_components <= _UNROLL_MAX_COMPONENTS.get(s.cov_type, 0):
+        return _score_rows_unrolled(s, x, t)
     lt, extra, mu = _log_terms(s, x, t)
     if s.cov_type == "full":
         r = jax.nn.softmax(lt, axis=1)  # (n, K)
@@ -196,3 +202,33 @@ def _score_rows(s: MixtureScore, x, t):
         eP = e * P
         return (eP @ mu - x * jnp.sum(eP, axis=1, keepdims=True)) * inv_z
     return (e @ (P * mu) - x * (e @ P)) * inv_z
+
+
+def _score_rows_unrolled(s: MixtureScore, x, t):
+    """The iso/diag score with the component sum written out (small ``K``); same formula as ``_score_rows``."""
+    d = x.shape[1]
+    rho = jnp.exp(-t)
+    c = rho * rho * s.lam - jnp.expm1(-2.0 * t)  # (K,) iso or (K, d)
+    P = 1.0 / c
+    mu = rho * s.means
+    if s.cov_type == "iso":
+        Pmu = P[:, None] * mu
+        xx = jnp.sum(x * x, axis=1)
+        logdet = d * jnp.log(c)
+    else:
+        Pmu = P * mu
+        logdet = jnp.sum(jnp.log(c), axis=1)
+    const = s.log_weights - 0.5 * jnp.sum(Pmu * mu, axis=1) - 0.5 * logdet
+    terms = []
+    for k in range(s.n_components):
+        square = xx * P[k] if s.cov_type == "iso" else (x * x) @ P[k]
+        terms.append(x @ Pmu[k] - 0.5 * square + const[k])
+    top = terms[0]
+    for lt in terms[1:]:
+        top = jnp.maximum(top, lt)
+    e = [jnp.exp(lt - top) for lt in terms]
+    inv_z = 1.0 / sum(e)
+    if s.cov_type == "iso":
+        pull = sum(ek * P[k] for k, ek in enumerate(e))  # sum_k e_k P_k
+        return (sum(ek[:, None] * Pmu[k] for k, ek in enumerate(e)) - x * pull[:, None]) * inv_z[:, None]
+    return (sum(ek[:, None] * (Pmu[k] - x * P[k]) for k, ek in enumerate(e))) * inv_z[:, None]

@@ -20,7 +20,8 @@ the left end ``(Y_k, t_k)`` (Euler-Maruyama and exponential integrator).
   the initial particles.
 
 Two loops: ``scan_loop`` (a ``lax.scan`` over the grid, noise ``Z_k = standard_normal(fold_in(key, k), (n, d))``,
-Box-Muller from threefry bits, see ``_noise.py``) and
+Box-Muller from threefry bits, see ``_noise.py``; each step hashes the next step's bits into the loop
+carry, where they are materialised once) and
 ``_diffrax_loop`` (``diffrax.diffeqsolve`` with ``StepTo`` on the same grid, ``Euler`` + an
 ``UnsafeBrownianPath`` or ``VirtualBrownianTree`` for ``em``, ``Heun`` for ``ode``). The scan loop is
 the default: it was faster in ``benchmarks/sampling_throughput.py`` (see the README of this package).
@@ -35,7 +36,9 @@ import jax
 import jax.numpy as jnp
 import lineax as lx
 
-from ._noise import standard_normal
+from jax.sharding import NamedSharding, PartitionSpec
+
+from ._noise import noise_bits, normals_from_bits
 
 METHODS = ("em", "exponential", "ode")
 BACKENDS = ("scan", "diffrax")
@@ -73,6 +76,13 @@ def _constrain(x, sharding):
     return x if sharding is None else jax.lax.with_sharding_constraint(x, sharding)
 
 
+def _pair_sharding(sharding):
+    """The sharding of the (2, blocks, pairs) noise words that matches particles sharded as ``sharding``."""
+    if sharding is None:
+        return None
+    return NamedSharding(sharding.mesh, PartitionSpec(None, sharding.spec[0], None))
+
+
 def scan_loop(key, y0, times, score, method: str, sharding=None, error=None, learned: bool = True):
     """Run the sampler over ``times`` (decreasing) with ``lax.scan``.
 
@@ -87,25 +97,43 @@ def scan_loop(key, y0, times, score, method: str, sharding=None, error=None, lea
     drift_score = score
     if error is not None and learned:
         drift_score = lambda x, t: score(x, t) + error(x, t)  # noqa: E731
+    pair_sharding = _pair_sharding(sharding)
+
+    def bits_for(k):
+        return _constrain(noise_bits(jax.random.fold_in(key, k), (n, d), fast=True), pair_sharding)
+
+    # Everything the step's elementwise update reads besides y and the score is carried, computed one
+    # step ahead: the noise Z_k (from words hashed two steps ahead) and the pair (t_k, t_{k+1}). XLA:CPU
+    # fuses whatever produces them into the update, and the update then loses its vectorisation
+    # (slicing ``times[k]`` in place costs 2.5x, the Box-Muller transform next to the score's row
+    # broadcasts 2x). See ``_noise.py`` for why the words themselves are materialised.
+    def normals(bits):
+        return _constrain(normals_from_bits(bits, (n, d)), sharding)
 
     def body(carry, k):
-        y, energy, mart = carry
-        t, t_next = times[k], times[k + 1]
-        if method == "ode":
-            z = jnp.zeros_like(y)
+        y, z, bits, pair, energy, mart = carry
+        t, t_next = pair[0], pair[1]
+        if method != "ode":
+            z, bits, z_now = normals(bits), bits_for(k + 2), z
         else:
-            z = standard_normal(jax.random.fold_in(key, k), (n, d))
-            z = _constrain(z, sharding)
+            z_now = z
         if error is not None:
             e = error(y, t)
             h = t - t_next
             energy = energy + 2.0 * h * jnp.sum(e * e, axis=1)
-            mart = mart + _SQRT2 * jnp.sum(e * brownian_increment(method, t, t_next, z), axis=1)
-        y = step(method, y, t, t_next, z, drift_score)
-        return (_constrain(y, sharding), energy, mart), None
+            mart = mart + _SQRT2 * jnp.sum(e * brownian_increment(method, t, t_next, z_now), axis=1)
+        y = step(method, y, t, t_next, z_now, drift_score)
+        pair = jax.lax.dynamic_slice(padded_times, (k + 1,), (2,))
+        return (_constrain(y, sharding), z, bits, pair, energy, mart), None
 
     zeros = jnp.zeros((n,) if error is not None else (0,), dtype=jnp.float64)
-    (y, energy, mart), _ = jax.lax.scan(body, (y0, zeros, zeros), jnp.arange(n_steps))
+    if method == "ode":
+        z0, bits0 = jnp.zeros_like(y0), jnp.zeros((2, 1, 0), jnp.uint64)
+    else:
+        z0, bits0 = normals(bits_for(0)), bits_for(1)
+    padded_times = jnp.concatenate([times, times[-1:]])  # the last step slices one pair past the grid
+    carry = (y0, z0, bits0, times[:2], zeros, zeros)
+    (y, _, _, _, energy, mart), _ = jax.lax.scan(body, carry, jnp.arange(n_steps))
     if error is None:
         return y, None, None
     return y, energy, mart
