@@ -30,7 +30,8 @@ def exact_hermite_1d(gm, t, order=4):
 def sample_hermite_1d(x, order=4):
     """Sample means of h_n(x) by h_{n+1} = (x h_n - sqrt(n) h_{n-1}) / sqrt(n+1), with standard errors.
 
-    (Stand-in for hermite_limit.hermite, to be replaced when that package lands.)
+    Written out here, independently of ``hermite_limit.hermite``, so the sampler is checked against code it
+    does not share.
     """
     x = np.asarray(x).ravel()
     h = [np.ones_like(x), x]
