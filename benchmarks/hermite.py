@@ -107,8 +107,15 @@ def run(size: str = "full") -> list[TaskResult]:
     _, t_hgb, hgb = time_fn(lambda: hermegauss_batch(w, m, v), REPEATS)
     err_ours = max(rel_err(np.asarray(oursb)[b], *refs[b]) for b in range(n_ref))
     err_hg = max(rel_err(hgb[b], *refs[b]) for b in range(n_ref))
-    note = (f"hermegauss (61 cached nodes, exact to degree 121) reaches {err_hg:.1e} relative; ours {err_ours:.1e} "
-            "(target: ours <= 1e-11 where hermegauss cannot reach 1e-8)")
+    # the target's accuracy half: each coefficient relative to itself, where hermegauss misses 1e-8
+    own_ours = np.concatenate([np.abs(np.asarray(oursb)[b] - refs[b][0]) / np.abs(refs[b][0]) for b in range(n_ref)])
+    own_hg = np.concatenate([np.abs(hgb[b] - refs[b][0]) / np.abs(refs[b][0]) for b in range(n_ref)])
+    hard = own_hg > 1e-8
+    worst = float(own_ours[hard].max()) if hard.any() else float("nan")
+    note = (f"hermegauss (61 cached nodes, exact to degree 121) reaches {err_hg:.1e} relative to the cancellation-free "
+            f"scale, ours {err_ours:.1e}; relative to each coefficient itself, on the {int(hard.sum())} of {own_hg.size} "
+            f"coefficients of {n_ref} reference mixtures where hermegauss is worse than 1e-8, ours is within {worst:.1e} "
+            f"({'met' if worst <= 1e-11 else 'MISSED'}: target 1e-11)")
     rows = [
         TaskResult(f"Hermite order {ORDER}, batch of {B} 1-D mixtures", "numpy hermegauss (cached nodes)", t_hgb, tb, 100.0, err_hg, err_ours, cb - tb, note),
         TaskResult(f"Hermite order {ORDER}, one 1-D mixture", "mpmath 50 digits (reference)", t_mp, t1, None, 0.0, rel_err(ours1, ref0, scale0), c1 - t1),
