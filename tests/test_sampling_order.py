@@ -20,13 +20,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import bimodal_1d
 from scipy.special import ndtr
 
 import hermite_limit as hl
 from hermite_limit.sampling import time_grid
 from hermite_limit.sampling._solvers import step
-
-from helpers import bimodal_1d
 
 T0, T = 0.05, 4.0
 U = (np.arange(40_000) + 0.5) / 40_000  # midpoint rule in u

@@ -7,7 +7,6 @@ from typing import Any, Callable
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
@@ -16,6 +15,7 @@ from .._ou import _push
 from .._precision import x64
 from .._validation import check_positive_int, check_time, is_concrete
 from ._grid import GRIDS, time_grid
+from ._noise import standard_normal
 from ._score import mixture_score
 from ._solvers import BACKENDS, METHODS, diffrax_loop, scan_loop
 
@@ -162,7 +162,7 @@ def initial_particles(key, gm: GaussianMixture, n: int, T, init: str):
     """Draws of ``P_T q`` (``init="exact"``) or of ``N(0, I)`` (``"gaussian"``)."""
     if init == "exact":
         return _sample(_push(gm, T), key, n)
-    return jax.random.normal(key, (n, gm.dim), dtype=jnp.float64)
+    return standard_normal(key, (n, gm.dim))
 
 
 # -- validation helpers shared by the sampling modules ---------------------------------------
