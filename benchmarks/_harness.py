@@ -83,12 +83,10 @@ def matmul_peak_gflops(n: int = 2000, repeats: int = 5) -> tuple[float, str]:
     on CPUs with AVX-512 XLA's can be much the faster (on the run's machine 1.7x), so taking numpy's alone
     would understate the peak.
     """
-    import jax.numpy as jnp
-
     a = np.random.default_rng(0).standard_normal((n, n))
     _, t_blas, _ = time_fn(lambda: a @ a, repeats)
     with jax.enable_x64(True):
-        aj = jnp.asarray(a)
+        aj = jax.numpy.asarray(a)
         square = jax.jit(lambda m: m @ m)
         _, t_xla, _ = time_fn(lambda: square(aj), repeats)
     rates = {"numpy BLAS": 2.0 * n**3 / t_blas / 1e9, "XLA dot": 2.0 * n**3 / t_xla / 1e9}

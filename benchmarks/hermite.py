@@ -105,10 +105,11 @@ def run(size: str = "full") -> list[TaskResult]:
     fn = ours_batch_fn(w, m, v)
     cb, tb, oursb = time_fn(fn, REPEATS)
     _, t_hgb, hgb = time_fn(lambda: hermegauss_batch(w, m, v), REPEATS)
-    err_ours = max(rel_err(np.asarray(oursb)[b], *refs[b]) for b in range(n_ref))
+    oursb = np.asarray(oursb)
+    err_ours = max(rel_err(oursb[b], *refs[b]) for b in range(n_ref))
     err_hg = max(rel_err(hgb[b], *refs[b]) for b in range(n_ref))
     # the target's accuracy half: each coefficient relative to itself, where hermegauss misses 1e-8
-    own_ours = np.concatenate([np.abs(np.asarray(oursb)[b] - refs[b][0]) / np.abs(refs[b][0]) for b in range(n_ref)])
+    own_ours = np.concatenate([np.abs(oursb[b] - refs[b][0]) / np.abs(refs[b][0]) for b in range(n_ref)])
     own_hg = np.concatenate([np.abs(hgb[b] - refs[b][0]) / np.abs(refs[b][0]) for b in range(n_ref)])
     hard = own_hg > 1e-8
     worst = float(own_ours[hard].max()) if hard.any() else float("nan")

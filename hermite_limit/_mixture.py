@@ -19,6 +19,7 @@ import numpy as np
 from jax.scipy.linalg import solve_triangular
 from jax.scipy.special import logsumexp
 
+from ._noise import standard_normal as normal_draws
 from ._precision import x64
 from ._validation import as_float_array, check_alpha, check_positive_int, is_concrete
 
@@ -474,11 +475,9 @@ def _sqrt_covs(gm: GaussianMixture):
 
 @functools.partial(jax.jit, static_argnums=2)
 def _sample(gm: GaussianMixture, key: jax.Array, n: int) -> jax.Array:
-    from .sampling._noise import standard_normal  # here, not at import: sampling imports this module
-
     k_comp, k_noise = jax.random.split(key)
     comp = jax.random.categorical(k_comp, jnp.log(gm.weights), shape=(n,))
-    z = standard_normal(k_noise, (n, gm.dim))  # Box-Muller on threefry bits: 7x jax.random.normal in float64
+    z = normal_draws(k_noise, (n, gm.dim))  # Box-Muller on threefry bits: 7x jax.random.normal in float64
     root = _sqrt_covs(gm)
     if gm.cov_type == "full":
         noise = jnp.einsum("nij,nj->ni", root[comp], z)

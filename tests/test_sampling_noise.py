@@ -8,7 +8,7 @@ import scipy.stats
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hermite_limit.sampling._noise import (
+from hermite_limit._noise import (
     log_unit,
     noise_bits,
     noise_layout,

@@ -5,7 +5,7 @@ Modules: ``_score`` (exact scores of ``P_t q`` for mixtures), ``_grid`` (time gr
 (``reverse_sample``), ``_stats`` (sample statistics with standard errors, exact 1-D W2 to a mixture),
 ``_retrain`` (the retraining loop), ``_errors`` (score-error injection, path energies, observability),
 ``_gaussian`` (exact Gaussian outputs under affine score errors), ``_fokker_planck`` (the output density in
-d = 1, 2 by a Fokker-Planck solve), ``_noise`` (Box-Muller normals).
+d = 1, 2 by a Fokker-Planck solve). The noise (Box-Muller normals) is ``hermite_limit._noise``.
 """
 
 from ._grid import time_grid as time_grid

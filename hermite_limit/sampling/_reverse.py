@@ -11,11 +11,11 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from .._mixture import GaussianMixture, _check_key, _sample, as_mixture
+from .._noise import standard_normal
 from .._ou import _push
 from .._precision import x64
 from .._validation import check_positive_int, check_time, is_concrete
 from ._grid import GRIDS, time_grid
-from ._noise import standard_normal
 from ._score import mixture_score
 from ._solvers import BACKENDS, METHODS, diffrax_loop, scan_loop
 

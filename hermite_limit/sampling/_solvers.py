@@ -20,7 +20,7 @@ the left end ``(Y_k, t_k)`` (Euler-Maruyama and exponential integrator).
   the initial particles.
 
 Two loops: ``scan_loop`` (a ``lax.scan`` over the grid, noise ``Z_k = standard_normal(fold_in(key, k), (n, d))``,
-Box-Muller from threefry bits, see ``_noise.py``; each step hashes the next step's bits into the loop
+Box-Muller from threefry bits, see ``hermite_limit/_noise.py``; each step hashes the next step's bits into the loop
 carry, where they are materialised once) and
 ``_diffrax_loop`` (``diffrax.diffeqsolve`` with ``StepTo`` on the same grid, ``Euler`` + an
 ``UnsafeBrownianPath`` or ``VirtualBrownianTree`` for ``em``, ``Heun`` for ``ode``). The scan loop is
@@ -38,7 +38,7 @@ import lineax as lx
 
 from jax.sharding import NamedSharding, PartitionSpec
 
-from ._noise import noise_bits, normals_from_bits
+from .._noise import noise_bits, normals_from_bits
 
 METHODS = ("em", "exponential", "ode")
 BACKENDS = ("scan", "diffrax")
@@ -106,7 +106,7 @@ def scan_loop(key, y0, times, score, method: str, sharding=None, error=None, lea
     # step ahead: the noise Z_k (from words hashed two steps ahead) and the pair (t_k, t_{k+1}). XLA:CPU
     # fuses whatever produces them into the update, and the update then loses its vectorisation
     # (slicing ``times[k]`` in place costs 2.5x, the Box-Muller transform next to the score's row
-    # broadcasts 2x). See ``_noise.py`` for why the words themselves are materialised.
+    # broadcasts 2x). See ``hermite_limit/_noise.py`` for why the words themselves are materialised.
     def normals(bits):
         return _constrain(normals_from_bits(bits, (n, d)), sharding)
 
