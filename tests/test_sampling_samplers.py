@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -100,6 +101,24 @@ def test_same_key_same_particles_and_no_recompile_over_t0():
     before = _sample_core._cached._cache_size()
     hl.reverse_sample(jax.random.key(3), q, 100, t0=0.2, T=3.0, n_steps=20)
     assert _sample_core._cached._cache_size() == before
+
+
+@pytest.mark.parametrize("method", ["em", "exponential", "ode"])
+def test_wide_vector_compilation_changes_nothing_but_speed(method):
+    """The samplers compile with LOOP_COMPILER_OPTIONS (512-bit vectors); XLA's defaults give the same draws."""
+    from hermite_limit.sampling._reverse import _sample_core
+    from hermite_limit.sampling._solvers import LOOP_COMPILER_OPTIONS
+
+    assert LOOP_COMPILER_OPTIONS == {"xla_cpu_prefer_vector_width": 512}
+    q = hl.datasets.seed_gmm10()
+    kw = dict(t0=0.02, n_steps=40, method=method, grid="geometric")
+    ours = hl.reverse_sample(jax.random.key(4), q, 2048, **kw).particles
+    plain = eqx.filter_jit(_sample_core.__wrapped__)
+    with jax.enable_x64(True):
+        times = time_grid(0.02, 4.0, 40, "geometric")
+        ref = plain(jax.random.key(4), q, 2048, times, hl.mixture_score(q), None, method, "exact", "scan", "unsafe", None)
+    assert np.all(np.isfinite(np.asarray(ours)))
+    np.testing.assert_allclose(np.asarray(ours), np.asarray(ref), rtol=1e-12, atol=1e-12)
 
 
 def test_diffrax_backend_agrees_with_scan():
