@@ -8,8 +8,10 @@ errors are the time discretisation and Monte Carlo noise).
     Peers are what a user would write: a plain vectorised numpy loop with the exact score
     (:func:`numpy_em`), and diffrax (Euler + ``UnsafeBrownianPath``, ``ForwardMode``) driving the exact
     score written plainly in JAX (:func:`plain_jax_score`: differences to every component, log-sum-exp).
-    Ours is ``reverse_sample`` (``lax.scan`` loop, Box-Muller noise, score by matrix products). A further
-    row, without a target, runs diffrax on *our* score, which isolates the loop and the noise.
+    Ours is ``reverse_sample`` (``lax.scan`` loop, Box-Muller noise, score by matrix products, compiled
+    with ``LOOP_COMPILER_OPTIONS``: 512-bit vectors). Rows without a target isolate the parts: diffrax on
+    *our* score (the loop and the noise), the diffrax peer compiled with our options, and ours compiled
+    with XLA's defaults. The target row takes the fastest peer, the diffrax peer with our options included.
 (b) Time-to-accuracy: the wall time of numpy EM-500 against ours with the exponential integrator on a
     geometric grid, at the fewest steps (from a ladder) whose discretisation error is no larger than
     EM-500's on both metrics:
@@ -186,7 +188,10 @@ def run(size: str = "full") -> list[TaskResult]:
     e_np, e_scan, e_dfx = acc(y_np), acc(y_scan), acc(y_dfx)
 
     ps = n * EM_STEPS
-    best_peer, t_best = ("numpy", t_np) if t_np <= t_dfx else ("diffrax", t_dfx)
+    # the best peer is the fastest of all three, the diffrax peer given our compiler options included
+    peers = {"numpy": t_np, "diffrax": t_dfx, "diffrax with our compiler options": t_dfw}
+    best_peer = min(peers, key=peers.get)
+    t_best = peers[best_peer]
     rate = lambda s: f"{ps / s:.3g}"  # noqa: E731
     note_a = (f"n={n}, d=10, K=5, 500 uniform steps; particle-steps/s: ours {rate(t_scan)}, diffrax {rate(t_dfx)}, "
               f"numpy {rate(t_np)} (diffrax driving our score: {rate(t_dfo)}); errors = Hermite bias (orders 1-4, "
@@ -201,12 +206,13 @@ def run(size: str = "full") -> list[TaskResult]:
                    "same score on both sides: the difference is the loop and the noise (Box-Muller vs erfinv normals)"),
         TaskResult(f"sampling throughput EM-500 (n={n})", "diffrax Euler + UnsafeBrownianPath, plain JAX score, "
                    "compiled with our 512-bit vector option", t_dfw, t_scan, None, None, None, c_scan - t_scan,
-                   "the option that helps our loop barely moves the peer, whose time is the score's (n, K, d) arrays"),
+                   f"the option speeds the peer up {t_dfx / t_dfw:.2f}x and ours {t_od / t_scan:.2f}x"),
         TaskResult(f"sampling throughput EM-500 (n={n})", "ours compiled with XLA's default (256-bit) vectors", t_od,
                    t_scan, None, None, None, c_scan - t_scan,
                    f"what LOOP_COMPILER_OPTIONS adds; the two give the same particles (max difference {same_draws:.1e})"),
         TaskResult(f"sampling throughput EM-500 (n={n}), vs best peer", best_peer, t_best, t_scan, 2.0, None, None,
-                   c_scan - t_scan, f"ratio = ours particle-steps/s over the faster peer ({best_peer})"),
+                   c_scan - t_scan, f"ratio = ours particle-steps/s over the fastest peer ({best_peer}; "
+                   f"{', '.join(f'{k} {ps / v:.3g}' for k, v in peers.items())} particle-steps/s)"),
     ]
 
     # (b) time-to-accuracy: fewest exponential/geometric steps whose bias is <= numpy EM-500's on both metrics
