@@ -5,7 +5,6 @@ import subprocess
 import sys
 import textwrap
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -98,9 +97,9 @@ def test_same_key_same_particles_and_no_recompile_over_t0():
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     from hermite_limit.sampling._reverse import _sample_core
 
-    before = _sample_core._cached._cache_size()
+    before = _sample_core.wide._cached._cache_size()
     hl.reverse_sample(jax.random.key(3), q, 100, t0=0.2, T=3.0, n_steps=20)
-    assert _sample_core._cached._cache_size() == before
+    assert _sample_core.wide._cached._cache_size() == before
 
 
 @pytest.mark.parametrize("method", ["em", "exponential", "ode"])
@@ -113,12 +112,38 @@ def test_wide_vector_compilation_changes_nothing_but_speed(method):
     q = hl.datasets.seed_gmm10()
     kw = dict(t0=0.02, n_steps=40, method=method, grid="geometric")
     ours = hl.reverse_sample(jax.random.key(4), q, 2048, **kw).particles
-    plain = eqx.filter_jit(_sample_core.__wrapped__)
     with jax.enable_x64(True):
         times = time_grid(0.02, 4.0, 40, "geometric")
-        ref = plain(jax.random.key(4), q, 2048, times, hl.mixture_score(q), None, method, "exact", "scan", "unsafe", None)
+        args = (jax.random.key(4), q, 2048, times, hl.mixture_score(q), None, method, "exact", "scan", "unsafe", None)
+        wide = _sample_core.wide(*args)
+        ref = _sample_core.plain(*args)
     assert np.all(np.isfinite(np.asarray(ours)))
+    np.testing.assert_array_equal(np.asarray(ours), np.asarray(wide))
     np.testing.assert_allclose(np.asarray(ours), np.asarray(ref), rtol=1e-12, atol=1e-12)
+
+
+def test_sampler_inside_jit_vmap_and_grad_equals_top_level():
+    """JAX refuses compiler options on a nested jit: under a caller's transformations the plain compilation runs."""
+    q = bimodal_1d()
+    kw = dict(t0=0.05, n_steps=30)
+    top = np.asarray(hl.reverse_sample(jax.random.key(5), q, 256, **kw).particles)
+    with jax.enable_x64(True):  # a caller's jit is lowered outside the library's float64 context
+        jitted = jax.jit(lambda k: hl.reverse_sample(k, q, 256, **kw).particles)(jax.random.key(5))
+        keys = jax.random.split(jax.random.key(6), 3)
+        batched = jax.vmap(lambda k: hl.reverse_sample(k, q, 64, **kw).particles)(keys)
+    np.testing.assert_allclose(np.asarray(jitted), top, rtol=1e-12, atol=1e-12)
+    for k, b in zip(keys, batched):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(hl.reverse_sample(k, q, 64, **kw).particles),
+                                   rtol=1e-12, atol=1e-12)
+
+    def mean_at(t0):
+        return hl.reverse_sample(jax.random.key(5), q, 256, t0=t0, n_steps=30, method="ode").particles.mean()
+
+    h = 1e-5
+    with jax.enable_x64(True):
+        slope = float(jax.grad(mean_at)(0.05))
+        fd = (float(mean_at(0.05 + h)) - float(mean_at(0.05 - h))) / (2 * h)
+    assert np.isfinite(slope) and abs(slope - fd) <= 1e-5 * max(1.0, abs(fd))
 
 
 def test_diffrax_backend_agrees_with_scan():

@@ -44,7 +44,7 @@ from .._validation import check_positive_int, is_concrete, _scalar
 from ._grid import GRIDS, time_grid
 from ._reverse import DEFAULT_T, INITS, _check_choice, check_dim, check_times, initial_particles, particle_sharding
 from ._score import mixture_score
-from ._solvers import LOOP_COMPILER_OPTIONS, scan_loop
+from ._solvers import loop_jit, scan_loop
 from ._stats import hermite_table
 
 KINDS = ("aligned", "random", "time_only")
@@ -282,7 +282,7 @@ def _setup(key, q, error, n, t0, T, n_steps, method, grid, init):
     return gm, n, time_grid(t0, T, n_steps, grid), key
 
 
-@eqx.filter_jit(compiler_options=LOOP_COMPILER_OPTIONS)
+@loop_jit
 def _paths(key, gm, n, times, error, method, init, learned, sharding):
     k_init, k_noise = jax.random.split(key)
     y0 = initial_particles(k_init, gm, n, times[0], init)

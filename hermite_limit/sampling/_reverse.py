@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable
 
-import equinox as eqx
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -17,7 +16,7 @@ from .._precision import x64
 from .._validation import check_positive_int, check_time, is_concrete
 from ._grid import GRIDS, time_grid
 from ._score import mixture_score
-from ._solvers import BACKENDS, LOOP_COMPILER_OPTIONS, METHODS, diffrax_loop, scan_loop
+from ._solvers import BACKENDS, METHODS, diffrax_loop, loop_jit, scan_loop
 
 INITS = ("exact", "gaussian")
 DEFAULT_T = 4.0  # the seed protocol's T (DESIGN.md section 2); P_4 moves a law to within ~e^-4 of N(0, I)
@@ -146,7 +145,7 @@ def reverse_sample(
     return ReverseSample(y, times, method, grid, init, backend)
 
 
-@eqx.filter_jit(compiler_options=LOOP_COMPILER_OPTIONS)
+@loop_jit
 def _sample_core(key, gm, n, times, score, score_error, method, init, backend, brownian, sharding):
     k_init, k_noise = jax.random.split(key)
     y0 = initial_particles(k_init, gm, n, times[0], init)

@@ -29,9 +29,11 @@ the default: it was faster in ``benchmarks/sampling_throughput.py`` (see the REA
 
 from __future__ import annotations
 
+import functools
 import math
 
 import diffrax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import lineax as lx
@@ -43,13 +45,43 @@ from .._noise import noise_bits, normals_from_bits
 METHODS = ("em", "exponential", "ode")
 BACKENDS = ("scan", "diffrax")
 _SQRT2 = math.sqrt(2.0)
-# XLA options for the jitted samplers (``jax.jit(..., compiler_options=LOOP_COMPILER_OPTIONS)``).
-# XLA:CPU vectorises for 256-bit registers by default, even where the CPU has 512-bit ones (early
-# AVX-512 parts lowered their clock for wide instructions). The loop is integer hashing (16 uint32
-# lanes per 512-bit register) and polynomials in float64, all vector work, and is 1.25-1.3x faster
-# with 512-bit vectors (2-core AVX-512 machine, 10^5 particles, d = 10), to the same bits. A CPU
-# without 512-bit registers keeps its widest; other backends ignore ``xla_cpu_*`` options.
+# XLA options for the jitted samplers (see ``loop_jit``). XLA:CPU vectorises for 256-bit registers by
+# default, even where the CPU has 512-bit ones (early AVX-512 parts lowered their clock for wide
+# instructions). The loop is integer hashing (16 uint32 lanes per 512-bit register) and polynomials in
+# float64, all vector work, and is 1.2-1.4x faster with 512-bit vectors (2-core AVX-512 machine,
+# 10^5 particles, d = 10), to the same bits. A CPU without 512-bit registers keeps its widest; other
+# backends ignore ``xla_cpu_*`` options.
 LOOP_COMPILER_OPTIONS = {"xla_cpu_prefer_vector_width": 512}
+
+
+def loop_jit(fun):
+    """``eqx.filter_jit(fun)``, compiled with ``LOOP_COMPILER_OPTIONS`` where that jit is the outermost one.
+
+    JAX accepts compiler options only on a top-level jit, so inside a caller's ``jax.jit`` (or ``scan``,
+    or ``grad`` with respect to an argument) the call goes to the plain compilation, whose results are the
+    same. ``.wide`` and ``.plain`` are the two compiled functions.
+    """
+    wide = eqx.filter_jit(fun, compiler_options=LOOP_COMPILER_OPTIONS)
+    plain = eqx.filter_jit(fun)
+
+    @functools.wraps(fun)
+    def call(*args):
+        if _outermost(args):
+            try:
+                return wide(*args)
+            except ValueError as err:  # a trace our check cannot see (e.g. a tracer in a closure)
+                if "compiler_options" not in str(err):
+                    raise
+        return plain(*args)
+
+    call.wide, call.plain = wide, plain
+    return call
+
+
+def _outermost(args) -> bool:
+    if isinstance(jnp.zeros(()), jax.core.Tracer):  # inside jit / scan: every operation is staged out
+        return False
+    return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(args))
 
 
 def step(method: str, y, t, t_next, z, score):
