@@ -29,3 +29,16 @@ def test_benchmarks_tiny_run_writes_schema(tmp_path):
         if row["ours_error"] is not None and not row["task"].startswith(("sampling", "retrain")):
             assert row["ours_error"] < 1e-6  # our answers are right even at the smallest size
     assert "| task | peer |" in md.read_text()
+
+
+def test_missed_target_fails_the_run_except_at_tiny_size():
+    from benchmarks.__main__ import exit_status
+
+    met = {"task": "a", "peer": "p", "ratio": 3.0, "target_ratio": 2.0, "met": True}
+    missed = {"task": "b", "peer": "q", "ratio": 1.5, "target_ratio": 2.0, "met": False}
+    untargeted = {"task": "c", "peer": "r", "ratio": 0.1, "target_ratio": None, "met": None}
+    assert exit_status([met, untargeted], "quick") == (0, [])
+    for size in ("quick", "full"):
+        code, lines = exit_status([met, missed, untargeted], size)
+        assert code == 1 and lines == ["b vs q: 1.5x < 2x"]
+    assert exit_status([missed], "tiny")[0] == 0
