@@ -314,7 +314,8 @@ def discounted_contributions(alphas: Sequence[float], n_generations: int) -> np.
     """Weights ``(1 - alpha)^{2 (N - 1 - i)}`` of generation i's error in ``D_N`` (rows alpha, columns i).
 
     The small-error accumulation: an error made m generations before N enters
-    ``chi2(p_N || p_data)`` with weight ``(1 - alpha)^{2m}`` (DESIGN.md section 2, seed claim).
+    ``chi2(p_N || p_data)`` with weight ``(1 - alpha)^{2m}`` (a claim of the error-propagation paper;
+    docs/conventions.md, "Error propagation").
     """
     a = np.asarray(alphas, dtype=float)[:, None]
     i = np.arange(int(n_generations))[None, :]

@@ -9,9 +9,12 @@ PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F
 
 
 def _plt():
-    import matplotlib
+    """``matplotlib.pyplot``, imported on first use.
 
-    matplotlib.use("Agg", force=False)
+    The backend is never set here: a library must not change global state. Without a display
+    matplotlib selects its non-interactive Agg backend by itself, so headless runs save figures as
+    they are; in Jupyter ``%matplotlib inline`` (the default) stays in force.
+    """
     import matplotlib.pyplot as plt
 
     return plt
