@@ -6,8 +6,8 @@ diffusion stopped at Ornstein-Uhlenbeck time ``t0``, converges to
 data's times ``lambda_m = alpha rho^m / (1 - (1-alpha) rho^m)``, ``rho = e^{-t0}``.
 
 The conventions (forward SDE ``dX = -X dt + sqrt(2) dW``, ``h_n = He_n / sqrt(n!)``, time
-converters) and the public API contract are in the repository's ``docs/conventions.md``
-(sections "Public API contract" and "report.json schema"). Everything computes in float64 within a
+converters) and the public API contract are in the repository's docs/conventions.md, "Public API
+contract" and "report.json schema". Everything computes in float64 within a
 scoped x64 context; the caller's global state (JAX configuration, matplotlib backend, warning
 filters) is never changed. Bad input raises ``ValueError`` or ``TypeError`` naming the argument.
 
