@@ -29,3 +29,16 @@ def test_benchmarks_tiny_run_writes_schema(tmp_path):
         if row["ours_error"] is not None and not row["task"].startswith(("sampling", "retrain")):
             assert row["ours_error"] < 1e-6  # our answers are right even at the smallest size
     assert "| task | peer |" in md.read_text()
+
+
+def test_missing_bench_extra_is_one_clear_line(monkeypatch, capsys):
+    """Without the bench extra's peers the runner stops before any work and says what to install."""
+    import importlib.util
+
+    from benchmarks import __main__ as runner
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "chaospy" else real(name, *a))
+    assert runner.main(["--tiny", "--only", "hermite", "recursion"]) == 2
+    err = capsys.readouterr().err
+    assert "chaospy" in err and 'pip install -e ".[bench]"' in err and len(err.strip().splitlines()) == 1
