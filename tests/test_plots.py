@@ -199,3 +199,26 @@ def test_generations_png_title_names_data_alpha_and_t0(monkeypatch, tmp_path, ru
     assert code == 0, err
     title = saved["generations.png"].axes[0].get_title()
     assert "bimodal-1d" in title and "alpha=0.3" in title and "t0=0.05" in title
+
+
+def test_drawing_keeps_the_callers_matplotlib_backend(tmp_path):
+    """A caller's backend (here the vector ``pdf`` backend, as a notebook's ``inline`` would be) survives
+    every figure path: the gallery and the checks' figures never choose a backend."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import matplotlib; matplotlib.use('pdf')\n"
+        "import numpy as np, hermite_limit as hl\n"
+        "from hermite_limit import plots\n"
+        "from hermite_limit.checks._figures import rate_figure\n"
+        "plots.attenuation_plot([0.5], [0.1], max_order=5, path='a.png')\n"
+        "rate_figure(np.array([1.0, 0.5]), 0.5, 't', 'y')\n"
+        "print(matplotlib.get_backend())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "pdf"
+    assert (tmp_path / "a.png").stat().st_size > 2000
