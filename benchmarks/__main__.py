@@ -2,12 +2,16 @@
 
 Exits 1 when a row with a stated target ratio misses it (except at ``--tiny``, whose figures only
 exercise the code paths), 0 otherwise.
+
+Run from the repository root (``benchmarks/`` is not installed with the package), after
+``pip install -e ".[bench]"`` (the peers the benchmarks time us against).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -17,6 +21,8 @@ import time
 from ._harness import device_description
 
 TASKS = ["hermite", "logdensity", "recursion", "sampling", "retrain", "scaling"]
+# peers outside the package's own dependencies, by task group (the "bench" extra installs them)
+EXTRA_PEERS = {"hermite": ["chaospy"]}
 
 
 def _fmt(x, spec=".3g"):
@@ -58,6 +64,12 @@ def main(argv=None) -> int:
     parser.add_argument("--only", nargs="*", choices=TASKS, help="run only these task groups")
     args = parser.parse_args(argv)
     size = "tiny" if args.tiny else ("quick" if args.quick else "full")
+    missing = sorted({m for name in args.only or TASKS for m in EXTRA_PEERS.get(name, [])
+                      if importlib.util.find_spec(m) is None})
+    if missing:
+        print(f"python -m benchmarks: missing peer package(s) {', '.join(missing)}; install the bench extra with "
+              f"pip install -e \".[bench]\" from the repository root", file=sys.stderr)
+        return 2
     rows = []
     start = time.perf_counter()
     for name in args.only or TASKS:

@@ -48,12 +48,10 @@ def _rows(label, unit, series, note="") -> list[TaskResult]:
 
 
 def _plot(all_series, path: str) -> None:
-    import matplotlib
+    from matplotlib.figure import Figure  # a bare Figure: no pyplot, no backend to choose
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(all_series), figsize=(4.2 * len(all_series), 3.6))
+    fig = Figure(figsize=(4.2 * len(all_series), 3.6))
+    axes = fig.subplots(1, len(all_series))
     for ax, (label, unit, series) in zip(np.atleast_1d(axes), all_series):
         s = np.array([a for a, _, _ in series], float)
         t = np.array([b for _, _, b in series])
@@ -66,7 +64,6 @@ def _plot(all_series, path: str) -> None:
     fig.tight_layout()
     tmp = path + ".tmp.png"
     fig.savefig(tmp, dpi=110)
-    plt.close(fig)
     os.replace(tmp, path)
 
 

@@ -1,7 +1,23 @@
 """hermite_limit: where recursive retraining of diffusion models ends up, exactly.
 
-Public API (see DESIGN.md section 3). Everything computes in float64 within a scoped x64
-context; the caller's global JAX configuration is never changed.
+Retraining on fresh data (fraction ``alpha``) and on the model's own samples, with the reverse
+diffusion stopped at Ornstein-Uhlenbeck time ``t0``, converges to
+``p_inf = sum_{k>=1} alpha (1-alpha)^{k-1} P_{k t0} p_data``, whose Hermite coefficients are the
+data's times ``lambda_m = alpha rho^m / (1 - (1-alpha) rho^m)``, ``rho = e^{-t0}``.
+
+The conventions (forward SDE ``dX = -X dt + sqrt(2) dW``, ``h_n = He_n / sqrt(n!)``, time
+converters) and the public API contract are in the repository's docs/conventions.md, "Public API
+contract" and "report.json schema". Everything computes in float64 within a
+scoped x64 context; the caller's global state (JAX configuration, matplotlib backend, warning
+filters) is never changed. Bad input raises ``ValueError`` or ``TypeError`` naming the argument.
+
+Examples
+--------
+>>> import hermite_limit as hl
+>>> data = hl.GaussianMixture([0.3, 0.7], [[-2.0], [1.5]], [0.25, 0.5])
+>>> lim = hl.limit_distribution(data, alpha=0.5, t0=0.1, tol=1e-12)
+>>> lim.tail_mass <= 1e-12
+True
 """
 
 from ._limit import LimitDistribution as LimitDistribution

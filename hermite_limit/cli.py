@@ -150,7 +150,7 @@ def _generations(args) -> int:
     schedule = _schedule(opts, t0)
     traj = trajectory(data, alpha, schedule, n)
     _io.write_json_atomic(out / "generations.json", {"source": source, "alpha": alpha, **traj.to_json()})
-    _io.save_figure_atomic(traj.figure(), out / "generations.png")
+    _io.save_figure_atomic(traj.figure(title=f"Exact retraining of {source}: alpha={alpha:g}, t0={t0:.4g}, schedule {schedule.name}"), out / "generations.png")
     constant = np.allclose(traj.times, traj.times[0], rtol=1e-14)
     lim = limit_distribution(data, alpha, float(traj.times[0]), opts["tol"]) if constant and alpha > 0 and opts.get("preset") == "digits" else None
     _image_outputs(data, opts, out, "generations", alpha, schedule, n, lim)

@@ -2,7 +2,8 @@
 the damage under a budget.
 
 Everything here is exact (no sampling), from three identities of the recursion
-``p_{i+1} = P_{t_i}(alpha p_data + (1 - alpha) p_i)``, ``p_0 = p_data`` (DESIGN.md section 2):
+``p_{i+1} = P_{t_i}(alpha p_data + (1 - alpha) p_i)``, ``p_0 = p_data`` (docs/conventions.md,
+"Retraining recursion" and "Attenuation and contraction rates"):
 
 * every Hermite coefficient of total order m is multiplied by the same factor,
   ``a_n(p_k) = f_m^{(k)} a_n(p_data)`` with ``f^{(0)} = 1``, ``f^{(i+1)} = rho_i^m (alpha + (1 - alpha) f^{(i)})``

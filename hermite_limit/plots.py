@@ -1,6 +1,8 @@
 """Figures for people: each function returns a matplotlib Figure and saves it when given ``path``.
 
-Colours are the Okabe-Ito palette (colour-blind safe); every axis is labelled.
+Colours are the Okabe-Ito palette (colour-blind safe); every axis is labelled; axes that count (Hermite
+orders, generations, components) have integer ticks; legends sit outside the axes, never over the data,
+and name every dashed or dotted line.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from ._io import save_figure_atomic
-from .checks._figures import PALETTE, _plt
+from .checks._figures import PALETTE, _plt, integer_ticks, legend_outside
 
 
 def _finish(fig, path):
@@ -76,7 +78,7 @@ def _plot_densities(ax, laws, x=None):
     ax.set_xlabel("x")
     ax.set_ylabel("probability density")
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    legend_outside(ax)
 
 
 def law_panel(laws: Sequence[tuple], *, seed: int = 0, n_samples: int = 3000, title: str = "", kind: str = "auto",
@@ -94,7 +96,7 @@ def law_panel(laws: Sequence[tuple], *, seed: int = 0, n_samples: int = 3000, ti
     plt = _plt()
     d = laws[0][0].dim
     if d == 1:
-        fig, ax = plt.subplots(figsize=(6, 3.8), constrained_layout=True)
+        fig, ax = plt.subplots(figsize=(8, 3.8), constrained_layout=True)
         _plot_densities(ax, laws)
         ax.set_title(title)
         return _finish(fig, path)
@@ -123,10 +125,13 @@ def law_panel(laws: Sequence[tuple], *, seed: int = 0, n_samples: int = 3000, ti
     return _finish(fig, path)
 
 
-def trajectory_figure(traj, path=None):
-    """Distances of each generation to the data (and to the limit) against generation."""
+def trajectory_figure(traj, path=None, *, title: str = ""):
+    """Distances of each generation to the data (and to the limit) against generation.
+
+    ``title``: say which data, alpha and t0 (the command line's ``generations.png`` does).
+    """
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 4), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(8.4, 4), constrained_layout=True)
     n = np.arange(len(traj.mean_error))
 
     def positive(y):  # log axis: generation 0 is at distance 0 from the data
@@ -140,9 +145,10 @@ def trajectory_figure(traj, path=None):
         ax.plot(n, positive(traj.w2_pc1_to_limit), "^-", color=PALETTE[2], label="exact W2 to limit on PC 1")
     ax.set_yscale("log")
     ax.set_xlabel("generation n")
+    integer_ticks(ax.xaxis)
     ax.set_ylabel("distance")
-    ax.set_title("Exact retraining trajectory")
-    ax.legend()
+    ax.set_title(title or "Exact retraining trajectory")
+    legend_outside(ax)
     ax.grid(True, alpha=0.3)
     return _finish(fig, path)
 
@@ -175,7 +181,7 @@ def attenuation_plot(alphas: Sequence[float], t0s: Sequence[float], *, max_order
     alphas, t0s = list(np.atleast_1d(alphas)), list(np.atleast_1d(t0s))
     styles = ["-", "--", ":", "-."]
     m = np.arange(0, int(max_order) + 1)
-    fig, ax = plt.subplots(figsize=(6.8, 4.4), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(8.6, 4.4), constrained_layout=True)
     for i, a in enumerate(alphas):
         for j, t0 in enumerate(t0s):
             lam = np.asarray(attenuation(m, a, t0))
@@ -185,14 +191,15 @@ def attenuation_plot(alphas: Sequence[float], t0s: Sequence[float], *, max_order
                 mh = half_power_order(a, t0)
                 if mh <= max_order:
                     ax.plot([mh], [0.5], "o", color=_colour(i), ms=6, mec="black", mew=0.6)
-    ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+    ax.axhline(0.5, color="grey", lw=0.8, ls=":", label="lambda_m = 1/2")
     ax.plot([], [], "o", color="grey", mec="black", label="half-power order ln(1+alpha)/t0")
     ax.set_yscale("log")
     ax.set_xlabel("total Hermite order m")
+    integer_ticks(ax.xaxis)
     ax.set_ylabel("attenuation lambda_m = a_m(p_inf) / a_m(p_data)")
     ax.set_title("Retraining is a low-pass filter on Hermite modes")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, ncol=2 if len(alphas) * len(t0s) > 6 else 1)
+    legend_outside(ax, ncol=2 if len(alphas) * len(t0s) > 12 else 1)
     return _finish(fig, path)
 
 
@@ -208,7 +215,7 @@ def energy_spectra_plot(data, others, order: int, *, title: str = "", path=None)
         others = [("limit", others)]
     series = [("data", energies_of(data, order))] + [(label, energies_of(dist, order)) for label, dist in others]
     m = np.arange(order + 1)
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(8.2, 4.2), constrained_layout=True)
     markers = "osD^v<>p"
     floor = 1e-14 * max(float(np.max(np.abs(e))) for _, e in series)  # round-off zeros (symmetric laws)
     for i, (label, e) in enumerate(series):
@@ -216,10 +223,11 @@ def energy_spectra_plot(data, others, order: int, *, title: str = "", path=None)
                 label=label, lw=1.8)
     ax.set_yscale("log")
     ax.set_xlabel("total Hermite order m")
+    integer_ticks(ax.xaxis)
     ax.set_ylabel("energy E_m = sum over |n|=m of a_n^2")
     ax.set_title(title or "Hermite energy spectrum")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    legend_outside(ax)
     return _finish(fig, path)
 
 
@@ -243,7 +251,7 @@ def mode_error_plot(errors, rates, *, modes=None, title: str = "", ylabel: str =
         raise ValueError(f"rates must have one entry per mode ({errors.shape[1]}); got {rates.size}")
     modes = list(range(errors.shape[1])) if modes is None else list(modes)
     n = np.arange(errors.shape[0])
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(8.6, 4.2), constrained_layout=True)
     for j, mode in enumerate(modes):
         c = _colour(j)
         ax.plot(n, _positive(errors[:, j]), "o", color=c, ms=5, label=f"m={mode}: exact")
@@ -251,10 +259,11 @@ def mode_error_plot(errors, rates, *, modes=None, title: str = "", ylabel: str =
                 label=f"m={mode}: predicted rate {rates[j]:.3g}^n")
     ax.set_yscale("log")
     ax.set_xlabel("generation n")
+    integer_ticks(ax.xaxis)
     ax.set_ylabel(ylabel)
     ax.set_title(title or "Per-mode error: high orders converge (and forget) fastest")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    legend_outside(ax, fontsize=7, ncol=2 if len(modes) > 8 else 1)
     return _finish(fig, path)
 
 
@@ -266,7 +275,7 @@ def densities_1d(data, generations: dict, limit=None, *, title: str = "", path=N
         laws.append((limit, "limit p_inf"))
     if any(_mixture_of(g).dim != 1 for g, _ in laws):
         raise ValueError("densities_1d needs one-dimensional laws; use panel_2d or pc_panels")
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(8.4, 4.0), constrained_layout=True)
     _plot_densities(ax, laws)
     ax.set_title(title or "Densities along retraining")
     return _finish(fig, path)
@@ -314,7 +323,8 @@ def discounted_contributions(alphas: Sequence[float], n_generations: int) -> np.
     """Weights ``(1 - alpha)^{2 (N - 1 - i)}`` of generation i's error in ``D_N`` (rows alpha, columns i).
 
     The small-error accumulation: an error made m generations before N enters
-    ``chi2(p_N || p_data)`` with weight ``(1 - alpha)^{2m}`` (DESIGN.md section 2, seed claim).
+    ``chi2(p_N || p_data)`` with weight ``(1 - alpha)^{2m}`` (a claim of the error-propagation paper;
+    docs/conventions.md, "Error propagation").
     """
     a = np.asarray(alphas, dtype=float)[:, None]
     i = np.arange(int(n_generations))[None, :]
@@ -338,9 +348,7 @@ def contribution_heatmap(matrix, labels: Sequence, *, title: str = "", xlabel: s
                    norm=LogNorm(vmin=vmin, vmax=float(pos.max()) if pos.size else 1.0))
     ax.set_yticks(range(len(labels)))
     ax.set_yticklabels([f"alpha={v:g}" if isinstance(v, (int, float, np.floating)) else str(v) for v in labels])
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    integer_ticks(ax.xaxis)
     ax.set_xlabel(xlabel)
     ax.set_title(title or f"Weight of each generation's error in D_N (N={M.shape[1]}; floor 1e-12 of the max)")
     fig.colorbar(im, ax=ax, label="contribution weight")
@@ -364,7 +372,7 @@ def schedule_comparison(data, alpha: float, schedules, n: int, modes: Sequence[i
     E = energies_of(data, max(modes))
     styles = ["-", "--", ":", "-."]
     ks = np.arange(int(n) + 1)
-    fig, ax = plt.subplots(figsize=(7.0, 4.4), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(9.0, 4.4), constrained_layout=True)
     for i, (label, sch) in enumerate(schedules.items()):
         f = np.stack([np.asarray(schedule_attenuation(np.asarray(modes, float), alpha, sch, int(k))) for k in ks])
         err = (1.0 - f) * np.sqrt(np.maximum(E[modes], 0.0))[None, :]
@@ -373,10 +381,11 @@ def schedule_comparison(data, alpha: float, schedules, n: int, modes: Sequence[i
                     label=f"{label}, m={m}")
     ax.set_yscale("log")
     ax.set_xlabel("generation n")
+    integer_ticks(ax.xaxis)
     ax.set_ylabel("order-m error ||a_m(p_n) - a_m(p_data)||")
     ax.set_title(f"Annealed truncation schedules (alpha={alpha:g})")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    legend_outside(ax, fontsize=7, ncol=2 if len(schedules) * len(modes) > 12 else 1)
     return _finish(fig, path)
 
 
@@ -424,54 +433,65 @@ def image_grid(flat_images, shape, rows=None, *, n_cols: int = 8, title: str = "
 
 
 def forecast_figure(fc, *, path=None):
-    """One-page summary of a :class:`hermite_limit.forecast.Forecast` (2 x 2 panels)."""
+    """One-page summary of a :class:`hermite_limit.forecast.Forecast`.
+
+    Panels: (a) loss ``1 - f_m`` per order after N generations and in the limit; (b) distances to the
+    data per generation; (c) fraction of Hermite energy lost per principal component (drawn for d >= 2
+    only: in one dimension it is a single bar, the spectral error itself); then the relative spectral error
+    of constant ``t0`` and of the mildest annealed schedules within the budget.
+    """
     plt = _plt()
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8.4), constrained_layout=True)
     m = np.asarray(fc.orders)
     N = fc.generations
+    n = np.arange(N + 1)
+    with_pcs = fc.dim > 1
+    if with_pcs:
+        fig, axes = plt.subplots(2, 2, figsize=(14, 8.4), constrained_layout=True)
+        ax_a, ax_b, ax_c, ax_d = axes.ravel()
+    else:
+        fig = plt.figure(figsize=(14, 8.4), constrained_layout=True)
+        panels = fig.subplot_mosaic([["a", "b"], ["d", "d"]])
+        ax_a, ax_b, ax_c, ax_d = panels["a"], panels["b"], None, panels["d"]
+    letter = iter("abcd")
 
-    ax = axes[0, 0]
+    ax = ax_a
     ax.bar(m[1:], fc.mode_loss[1:], color=PALETTE[0], alpha=0.85, label=f"after N={N} generations")
     ax.plot(m[1:], 1.0 - np.asarray(fc.limit_attenuation)[1:], "o--", color=PALETTE[3], label="in the limit (n -> inf)")
     ax.set_xlabel("total Hermite order m")
+    integer_ticks(ax.xaxis)
     ax.set_ylabel("loss 1 - f_m (fraction of each coefficient lost)")
     ax.set_ylim(0, 1.02)
-    ax.set_title("(a) Which orders lose structure")
-    ax.legend()
+    ax.set_title(f"({next(letter)}) Which orders lose structure")
+    legend_outside(ax)
     ax.grid(True, alpha=0.3)
 
-    ax = axes[0, 1]
-    n = np.arange(N + 1)
-    ax.plot(n, _positive(fc.gelbrich_to_data), "o-", color=PALETTE[0], label="Gelbrich W2 (moments), lower bound")
+    ax = ax_b
+    ax.plot(n, _positive(fc.gelbrich_to_data), "o-", color=PALETTE[0], label="Gelbrich W2 (moments),\nlower bound")
     if fc.w2_pc1_to_data is not None:
         ax.plot(n, _positive(fc.w2_pc1_to_data), "s-", color=PALETTE[1], label="exact W2 on PC 1")
-    ax2 = ax.twinx()
-    ax2.plot(n, _positive(fc.spectral_error), "^-", color=PALETTE[2], label="relative spectral error (right)")
-    ax2.axhline(fc.budget, color=PALETTE[3], ls=":", label=f"budget {fc.budget:g} (right)")
-    ax2.set_yscale("log")
-    ax2.set_ylabel("relative spectral error")
     ax.set_yscale("log")
     ax.set_xlabel("generation n (constant t0)")
+    integer_ticks(ax.xaxis)
     ax.set_ylabel("W2 distance to the data")
-    h1, l1 = ax.get_legend_handles_labels()
-    h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="lower right")
-    ax.set_title("(b) Distance to the data per generation")
+    legend_outside(ax)
+    ax.set_title(f"({next(letter)}) Distance to the data per generation")
     ax.grid(True, alpha=0.3)
 
-    ax = axes[1, 0]
-    k = len(fc.pc_energy_lost)
-    ax.bar(np.arange(1, k + 1), fc.pc_energy_lost, color=[PALETTE[3] if i == fc.pc_rank[0] else PALETTE[5] for i in range(k)])
-    for i, v in enumerate(fc.pc_energy_lost):
-        ax.text(i + 1, v, f"{100 * v:.0f}%", ha="center", va="bottom", fontsize=8)
-    ax.set_xticks(np.arange(1, k + 1))
-    ax.set_xlabel("principal component of the data" if fc.dim > 1 else "coordinate")
-    ax.set_ylabel(f"fraction of Hermite energy lost by N={N}")
-    ax.set_ylim(0, max(1.05 * float(np.max(fc.pc_energy_lost)), 0.05))
-    ax.set_title("(c) Which directions lose structure first (orders 1.." + str(fc.order) + ")")
-    ax.grid(True, axis="y", alpha=0.3)
+    if with_pcs:
+        ax = ax_c
+        k = len(fc.pc_energy_lost)
+        ax.bar(np.arange(1, k + 1), fc.pc_energy_lost,
+               color=[PALETTE[3] if i == fc.pc_rank[0] else PALETTE[5] for i in range(k)])
+        for i, v in enumerate(fc.pc_energy_lost):
+            ax.text(i + 1, v, f"{100 * v:.0f}%", ha="center", va="bottom", fontsize=8)
+        ax.set_xticks(np.arange(1, k + 1))
+        ax.set_xlabel("principal component of the data")
+        ax.set_ylabel(f"fraction of Hermite energy lost by N={N}")
+        ax.set_ylim(0, max(1.05 * float(np.max(fc.pc_energy_lost)), 0.05))
+        ax.set_title(f"({next(letter)}) Which directions lose structure first (orders 1..{fc.order})")
+        ax.grid(True, axis="y", alpha=0.3)
 
-    ax = axes[1, 1]
+    ax = ax_d
     ax.plot(n, _positive(fc.spectral_error), "o-", color=PALETTE[0], label=f"constant t0={fc.t0:g}")
     for i, (fam, s) in enumerate(fc.search.items()):
         if s["chosen"] is None:
@@ -484,10 +504,12 @@ def forecast_figure(fc, *, path=None):
     ax.axhline(fc.budget, color=PALETTE[3], ls=":", label=f"budget {fc.budget:g}")
     ax.set_yscale("log")
     ax.set_xlabel("generation n")
+    integer_ticks(ax.xaxis)
     ax.set_ylabel("relative spectral error")
     rec = fc.recommended
-    ax.set_title("(d) Mildest schedule within budget: " + (rec["rule"] if rec else "none in the families"), fontsize=10)
-    ax.legend(fontsize=8)
+    ax.set_title(f"({next(letter)}) Mildest schedule within budget: " + (rec["rule"] if rec else "none in the families"),
+                 fontsize=10)
+    legend_outside(ax)
     ax.grid(True, which="both", alpha=0.3)
 
     verdict = "meets" if fc.spectral_error[-1] <= fc.budget else "exceeds"

@@ -40,10 +40,11 @@ class Trajectory:
         out["generations"] = len(self.mean_error) - 1
         return out
 
-    def figure(self):
+    def figure(self, title: str = ""):
+        """The distances against generation (:func:`hermite_limit.plots.trajectory_figure`)."""
         from .plots import trajectory_figure
 
-        return trajectory_figure(self)
+        return trajectory_figure(self, title=title)
 
 
 def principal_axis(gm: GaussianMixture) -> np.ndarray:

@@ -9,7 +9,8 @@ import nbformat
 from nbclient import NotebookClient
 
 HERE = Path(__file__).parent
-SETUP = "import numpy as np\nimport jax\nimport matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\nimport hermite_limit as hl\nfrom hermite_limit import plots\n%matplotlib inline"
+# Figures show inline (Jupyter's default, stated explicitly); neither the notebooks nor the library choose a backend.
+SETUP = "%matplotlib inline\nimport numpy as np\nimport jax\nimport matplotlib.pyplot as plt\nimport hermite_limit as hl\nfrom hermite_limit import plots"
 
 NOTEBOOKS = {
     "01_quickstart": [

@@ -42,3 +42,32 @@ def test_missed_target_fails_the_run_except_at_tiny_size():
         code, lines = exit_status([met, missed, untargeted], size)
         assert code == 1 and lines == ["b vs q: 1.5x < 2x"]
     assert exit_status([missed], "tiny")[0] == 0
+
+def test_missing_bench_extra_is_one_clear_line(monkeypatch, capsys):
+    """Without the bench extra's peers the runner stops before any work and says what to install."""
+    import importlib.util
+
+    from benchmarks import __main__ as runner
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "chaospy" else real(name, *a))
+    assert runner.main(["--tiny", "--only", "hermite", "recursion"]) == 2
+    err = capsys.readouterr().err
+    assert "chaospy" in err and 'pip install -e ".[bench]"' in err and len(err.strip().splitlines()) == 1
+
+
+def test_scaling_plot_is_drawn_without_pyplot(tmp_path):
+    """The scaling figure is a bare matplotlib Figure: written, and no pyplot figure left open."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from PIL import Image
+
+    from benchmarks.scaling import _plot
+
+    before = plt.get_fignums()
+    path = tmp_path / "scaling.png"
+    _plot([("sampler", "particles", [(1e3, 0.1, 0.01), (1e4, 0.1, 0.08)]), ("K", "K", [(5, 0.1, 0.02), (50, 0.1, 0.1)])],
+          str(path))
+    assert plt.get_fignums() == before
+    with Image.open(path) as im:
+        assert im.size[0] > 500 and np.asarray(im.convert("L"), dtype=float).std() > 0

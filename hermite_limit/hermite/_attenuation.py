@@ -1,7 +1,8 @@
 """Per-mode attenuation of recursive retraining (the spectral filter), and the OU action on
 Hermite coefficients.
 
-With ``rho = e^{-t0}`` and fresh-data fraction ``alpha`` (DESIGN.md section 2):
+With ``rho = e^{-t0}`` and fresh-data fraction ``alpha`` (docs/conventions.md,
+"Attenuation and contraction rates"):
 
 * limit:        ``a_n(p_inf) = lambda_{|n|} a_n(p_data)``,
   ``lambda_m = alpha rho^m / (1 - (1 - alpha) rho^m)``;

@@ -1,6 +1,6 @@
 """Normalised probabilists' Hermite polynomials and the Gauss-Hermite rule.
 
-Conventions (fixed, DESIGN.md section 2): ``He_n`` are the probabilists' polynomials, orthogonal
+Conventions (fixed; docs/conventions.md, "Hermite basis"): ``He_n`` are the probabilists' polynomials, orthogonal
 for the weight ``exp(-x^2/2)``; ``h_n = He_n / sqrt(n!)`` are orthonormal in ``L2(gamma)``,
 ``gamma = N(0, 1)``. In ``d`` dimensions ``h_n(x) = prod_j h_{n_j}(x_j)``.
 

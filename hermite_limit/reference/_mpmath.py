@@ -1,7 +1,7 @@
 """Hermite coefficients of Gaussian mixtures at 50 significant digits with mpmath.
 
 Independent of the JAX engine on purpose: the *unnormalised* recursions on ``c_n = E[He_n(X)]``
-(DESIGN.md section 2),
+(docs/conventions.md, "Hermite basis"),
 
     1-D:  c_{n+1} = mu c_n + (sigma^2 - 1) n c_{n-1},
     d-D:  c_{n+e_j} = mu_j c_n + sum_k (Sigma - I)_jk n_k c_{n-e_k},

@@ -150,8 +150,9 @@ def retrain(
 
     Notes
     -----
-    Robustness (DESIGN.md section 2): every 1-D projection ``<u, X>`` of the recursion is the same recursion in
-    one dimension (the OU semigroup is isotropic and mixing commutes with projection), so per direction
+    Robustness (docs/conventions.md, "Attenuation and contraction rates"): every 1-D projection ``<u, X>``
+    of the recursion is the same recursion in one dimension (the OU semigroup is isotropic and mixing commutes
+    with projection), so per direction
     ``W2(hat-p_{i+1}, p_{i+1}) <= delta_i(u) + kappa W2(hat-p_i, p_i)``; by Minkowski over directions the
     sliced W2 obeys ``sliced_w2_i <= w2_bound_i = sum_{j<=i} kappa^{i-j} delta_j <= max delta / (1 - kappa)``
     whenever ``hat-p_{i+1}`` is the law the particles represent (``"particles"``; trivially ``"analytic"``).

@@ -19,7 +19,8 @@ from ._score import mixture_score
 from ._solvers import BACKENDS, METHODS, diffrax_loop, loop_jit, scan_loop
 
 INITS = ("exact", "gaussian")
-DEFAULT_T = 4.0  # the seed protocol's T (DESIGN.md section 2); P_4 moves a law to within ~e^-4 of N(0, I)
+# the error-propagation paper's T (docs/conventions.md, "Error propagation"); P_4 moves a law to within ~e^-4 of N(0, I)
+DEFAULT_T = 4.0
 
 
 @dataclasses.dataclass(frozen=True)
