@@ -5,6 +5,7 @@ from ._propagation import check_girsanov_kl as check_girsanov_kl
 from ._propagation import check_seed_chi2_bounds as check_seed_chi2_bounds
 from ._propagation import check_w2_ball as check_w2_ball
 from ._propagation import seed_experiment_panels as seed_experiment_panels
+from ._record import RELATIONS as RELATIONS
 from ._record import CheckRecord as CheckRecord
 from ._recursion import check_fixed_point as check_fixed_point
 from ._recursion import check_init_independence as check_init_independence

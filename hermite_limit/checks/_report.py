@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
-from ._record import CheckRecord
+from ._record import RELATIONS, CheckRecord
 
 
 def write_report(records: Sequence[CheckRecord], out_dir: str | os.PathLike, meta: dict | None = None,
@@ -57,11 +57,17 @@ def _markdown(payload: dict) -> str:
         lines += [", ".join(f"{k}: {v}" for k, v in meta.items()), ""]
     n_pass = sum(e["passed"] for e in payload["checks"])
     lines += [f"**{n_pass} of {len(payload['checks'])} checks passed.**", ""]
-    lines += ["| check | claim | predicted | measured | tolerance | result |", "|---|---|---|---|---|---|"]
+    used = [r for r in RELATIONS if any(e.get("relation") == r for e in payload["checks"])]
+    if used:
+        lines += ["Each row compares measured with predicted by its relation, in the worst case checked (the claim says what the "
+                  "row measures and any further condition of the verdict):", ""]
+        lines += [f"- `{r}`: {RELATIONS[r]}" for r in used] + [""]
+    lines += ["| check | claim | predicted | relation | measured | tolerance | result |", "|---|---|---|---|---|---|---|"]
     for e in payload["checks"]:
         verdict = "pass" if e["passed"] else "**FAIL**"
         lines.append(
-            f"| {e['name']} | {e['claim']} | {_fmt(e['predicted'])} | {_fmt(e['measured'])} | {_fmt(e['tolerance'])} | {verdict} |"
+            f"| {_cell(e['name'])} | {_cell(e['claim'])} | {_fmt(e['predicted'])} | `{e.get('relation', '?')}` | "
+            f"{_fmt(e['measured'], 6)} | {_fmt(e['tolerance'])} | {verdict} |"
         )
     lines.append("")
     for name, png in payload.get("figures", {}).items():
@@ -72,8 +78,13 @@ def _markdown(payload: dict) -> str:
     return "\n".join(lines)
 
 
-def _fmt(x) -> str:
-    return f"{x:.4g}" if isinstance(x, float) else str(x)
+def _cell(text: str) -> str:
+    """Table-cell text: a literal ``|`` would end the cell, so it is escaped."""
+    return str(text).replace("|", "\\|")
+
+
+def _fmt(x, digits: int = 4) -> str:
+    return f"{x:.{digits}g}" if isinstance(x, float) else str(x)
 
 
 def _safe_name(name: str) -> str:
