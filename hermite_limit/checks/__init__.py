@@ -12,6 +12,7 @@ from ._recursion import check_init_independence as check_init_independence
 from ._recursion import check_no_fresh_data as check_no_fresh_data
 from ._recursion import check_tv_rate as check_tv_rate
 from ._recursion import check_w2_rate as check_w2_rate
+from ._report import ReportWriter as ReportWriter
 from ._report import write_report as write_report
 from ._spectral import check_annealed_schedules as check_annealed_schedules
 from ._spectral import check_attenuation as check_attenuation
