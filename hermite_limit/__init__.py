@@ -87,6 +87,8 @@ def _exports() -> dict[str, tuple[str, str]]:
     for node in ast.parse(source).body:
         if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
             for imp in node.body:
+                if not isinstance(imp, ast.ImportFrom):
+                    raise ImportError("the TYPE_CHECKING block of hermite_limit/__init__.py holds only 'from ... import x as x' lines")
                 for alias in imp.names:
                     if imp.module is None:  # from . import datasets as datasets
                         table[alias.asname or alias.name] = ("." + alias.name, "")

@@ -454,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--quick", action="store_true", help="smaller sizes: fewer generations, particles and orders")
     verify.add_argument("--seed", type=int, default=None, help="PRNG seed (default 0)")
     verify.add_argument("--config", metavar="FILE", help="TOML file with the same keys as the options")
-    verify.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    verify.add_argument("--no-progress", action="store_true", help="hide the progress bar (shown only when stderr is a terminal)")
     verify.set_defaults(run=_verify)
     return parser
 

@@ -105,7 +105,7 @@ def _markdown(payload: dict) -> str:
     for e in payload["checks"]:
         verdict = "pass" if e["passed"] else "**FAIL**"
         lines.append(
-            f"| {_cell(e['name'])} | {_cell(e['claim'])} | {_fmt(e['predicted'])} | `{e.get('relation', '?')}` | "
+            f"| {_cell(e['name'])} | {_cell(e['claim'])} | {_fmt(e['predicted'], 6)} | `{e.get('relation', '?')}` | "
             f"{_fmt(e['measured'], 6)} | {_fmt(e['tolerance'])} | {verdict} |"
         )
     lines.append("")
