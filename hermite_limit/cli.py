@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 EXIT_BAD_INPUT = 2
@@ -76,6 +75,8 @@ def _options(args) -> dict:
             "ddpm_beta_end": 0.02, "ddpm_steps": 1000, "generations": 20, "order": 8, "seed": 0, "tol": 1e-12,
             "pcs": 5}
     if getattr(args, "config", None):
+        import tomllib
+
         path = Path(args.config)
         if not path.exists():
             raise ValueError(f"config file not found: {path}")

@@ -17,5 +17,6 @@ from ._report import write_report as write_report
 from ._spectral import check_annealed_schedules as check_annealed_schedules
 from ._spectral import check_attenuation as check_attenuation
 from ._spectral import check_mode_rates as check_mode_rates
+from ._verify import CHECK_FAMILIES as CHECK_FAMILIES
 from ._verify import VerifyConfig as VerifyConfig
 from ._verify import run_checks as run_checks
