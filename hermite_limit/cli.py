@@ -1,26 +1,26 @@
 """The ``hermite-limit`` command line.
 
 Every subcommand writes machine-readable JSON and PNGs into ``--out``. Bad input gives a one-line
-error on stderr and exit status 2; a verification with a failed check exits 1.
+error on stderr and exit status 2, and creates no output folder; a verification with a failed check
+exits 1; Ctrl-C gives a one-line message and exit status 130. JAX and the numerical modules are
+imported only when a subcommand runs, so ``--help`` and ``--version`` answer at once.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-
-import numpy as np
 import time
-import tomllib
 from pathlib import Path
 
 EXIT_BAD_INPUT = 2
 EXIT_CHECK_FAILED = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell's convention
 
 # Options a --config TOML may hold for the data subcommands (same names as the flags, with _).
 _DATA_KEYS = (
     "preset", "data", "alpha", "t0", "vp_eps", "beta_min", "beta_max", "ddpm_step", "ddpm_beta_start",
-    "ddpm_beta_end", "ddpm_steps", "order", "generations", "seed", "schedule", "budget", "tol",
+    "ddpm_beta_end", "ddpm_steps", "order", "generations", "seed", "schedule", "budget", "pcs", "tol",
 )
 
 
@@ -28,6 +28,11 @@ _DATA_KEYS = (
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
+    """Options every data subcommand takes: the data, alpha and the truncation time, --config, --out.
+
+    Options of one subcommand only are added by ``_add_generations``, ``_add_order`` and ``_add_seed``
+    (or directly); ``_finish`` then records which keys its --config file may hold.
+    """
     src = p.add_argument_group("data (one of)")
     src.add_argument("--preset", help="built-in data: seed-gmm10, bimodal-1d, ring-2d, digits")
     src.add_argument("--data", metavar="FILE", help="mixture (.json/.toml: weights, means, covariances) or samples (.npy/.npz/.csv)")
@@ -41,18 +46,37 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     rt.add_argument("--ddpm-beta-start", type=float, help="DDPM beta_1 (default 1e-4)")
     rt.add_argument("--ddpm-beta-end", type=float, help="DDPM beta_T (default 0.02)")
     rt.add_argument("--ddpm-steps", type=int, help="DDPM number of steps (default 1000)")
-    rt.add_argument("--generations", type=int, help="number of generations (default 20)")
-    rt.add_argument("--order", type=int, help="Hermite order (default 8)")
-    rt.add_argument("--seed", type=int, help="PRNG seed (default 0)")
-    rt.add_argument("--config", metavar="FILE", help="TOML file holding any of these options")
-    rt.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    p.add_argument("--config", metavar="FILE", help="TOML file holding any of this subcommand's options (names with _)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+
+
+def _add_generations(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--generations", type=int, help="number of generations N (default 20)")
+
+
+def _add_order(p: argparse.ArgumentParser, what: str = "") -> None:
+    p.add_argument("--order", type=int, help=f"highest Hermite order{what} (default 8)")
+
+
+def _add_seed(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--seed", type=int, help=f"PRNG seed of {what} (default 0)")
+
+
+def _finish(p: argparse.ArgumentParser, run, config_only: tuple[str, ...] = ()) -> None:
+    """Set the subcommand's runner and the keys its --config file may hold: its own options (and
+    ``config_only`` keys such as ``tol``), never another subcommand's."""
+    own = {a.dest for a in p._actions} - {"help", "config", "out"}
+    p.set_defaults(run=run, config_keys=tuple(sorted(own | set(config_only))))
 
 
 def _options(args) -> dict:
     """Merge defaults < config file < command-line flags; return a plain dict of settings."""
     opts = {"alpha": 0.5, "t0": None, "beta_min": 0.1, "beta_max": 20.0, "ddpm_beta_start": 1e-4,
-            "ddpm_beta_end": 0.02, "ddpm_steps": 1000, "generations": 20, "order": 8, "seed": 0, "tol": 1e-12}
+            "ddpm_beta_end": 0.02, "ddpm_steps": 1000, "generations": 20, "order": 8, "seed": 0, "tol": 1e-12,
+            "pcs": 5}
     if getattr(args, "config", None):
+        import tomllib
+
         path = Path(args.config)
         if not path.exists():
             raise ValueError(f"config file not found: {path}")
@@ -60,9 +84,10 @@ def _options(args) -> dict:
             raw = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"config file {path} is not valid TOML: {exc}") from None
-        unknown = set(raw) - set(_DATA_KEYS)
+        known = getattr(args, "config_keys", _DATA_KEYS)
+        unknown = set(raw) - set(known)
         if unknown:
-            raise ValueError(f"config file {path} has unknown keys {sorted(unknown)}; known: {sorted(_DATA_KEYS)}")
+            raise ValueError(f"config file {path} has unknown keys {sorted(unknown)} for {args.command}; known: {sorted(known)}")
         opts.update(raw)
     for key in _DATA_KEYS:
         value = getattr(args, key, None)
@@ -100,16 +125,34 @@ def _load(opts: dict):
     return load_data(opts["data"]), str(opts["data"])
 
 
+def _check_out(path) -> Path:
+    """The output folder: refused if it names an existing file. Not created here: the first file
+    written creates it, so a refused input leaves no folder behind."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out must be a folder; {out} is a file")
+    return out
+
+
 def _setup(args):
-    """Common start of the data subcommands: options, data, alpha, t0, output folder."""
-    from ._validation import check_alpha
+    """Common start of the data subcommands: options, data, alpha, t0, output folder (every option
+    validated before any work; the folder is created by the first file written)."""
+    from ._validation import check_alpha, check_positive_int
 
     opts = _options(args)
+    out = _check_out(args.out)
     data, source = _load(opts)
     alpha = check_alpha(opts["alpha"])
     t0 = _resolve_t0(opts)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    own = getattr(args, "config_keys", _DATA_KEYS)
+    if "generations" in own:
+        check_positive_int(opts["generations"], "generations", allow_zero=False)
+    if "order" in own:
+        _order(opts)
+    if "schedule" in own:
+        _schedule(opts, t0)
+    if "pcs" in own:
+        check_positive_int(opts["pcs"], "pcs", allow_zero=False)
     return opts, data, source, alpha, t0, out
 
 
@@ -140,6 +183,8 @@ def _limit(args) -> int:
 
 
 def _generations(args) -> int:
+    import numpy as np
+
     from . import _io, limit_distribution
     from .trajectory import trajectory
 
@@ -159,6 +204,8 @@ def _generations(args) -> int:
 
 
 def _spectrum(args) -> int:
+    import numpy as np
+
     from . import _io
     from .hermite import attenuation, energy_spectrum, hermite_coefficients
     from .plots import attenuation_plot, energy_spectra_plot
@@ -209,7 +256,7 @@ def _forecast(args) -> int:
     opts, data, source, alpha, t0, out = _setup(args)
     n = check_positive_int(opts["generations"], "generations", allow_zero=False)
     budget = opts.get("budget", 0.05)
-    fc = forecast(data, alpha, t0, n, budget, order=_order(opts), n_pcs=args.pcs)
+    fc = forecast(data, alpha, t0, n, budget, order=_order(opts), n_pcs=opts["pcs"])
     _io.write_json_atomic(out / "forecast.json", {"source": source, **fc.to_json()})
     fc.figure(path=out / "forecast.png")
     rec = fc.recommended
@@ -238,6 +285,8 @@ def _limit_law(data, alpha, t0, opts):
 
 def _energy_errors(c, order: int):
     """Round-off/estimate bound on E_m from the coefficient errors: sum_{|n|=m} (2 |a_n| e_n + e_n^2)."""
+    import numpy as np
+
     v, e = np.abs(np.asarray(c.values)), np.asarray(c.errors)
     per = 2 * v * e + e * e
     return np.bincount(np.asarray(c.order_of_index), weights=per, minlength=order + 1)[: order + 1]
@@ -246,6 +295,7 @@ def _energy_errors(c, order: int):
 def _image_outputs(data, opts, out: Path, prefix: str, alpha: float, schedule, n: int, lim) -> None:
     """For image presets: a grid of exact samples (data, some generations, the limit) and the spectrum."""
     import jax
+    import numpy as np
 
     from . import generation
     from .plots import energy_spectra_plot, image_grid
@@ -285,17 +335,22 @@ def _schedule(opts: dict, t0: float):
 
 
 def _verify(args) -> int:
-    from .checks import VerifyConfig, run_checks, write_report
+    from .checks import ReportWriter, VerifyConfig, run_checks
 
     overrides = {"seed": args.seed, "quick": True if args.quick else None}
     if args.config:
         config = VerifyConfig.from_toml(args.config, **overrides)
     else:
         config = VerifyConfig(**{k: v for k, v in overrides.items() if v is not None})
+    out = _check_out(args.out)
     start = time.perf_counter()
-    records, figures = run_checks(config, progress=not args.no_progress)
-    meta = {"config": str(config), "seconds": round(time.perf_counter() - start, 1)}
-    path = write_report(records, args.out, meta, figures)
+    # figures go to a hidden staging folder as each check finishes; Ctrl-C or an error removes it
+    # (and the output folder, if this run created it and it is empty); a killed run's is removed next time
+    with ReportWriter(out) as writer:
+        progress = not args.no_progress and sys.stderr.isatty()
+        records, _ = run_checks(config, progress=progress, writer=writer)
+        meta = {"config": str(config), "seconds": round(time.perf_counter() - start, 1)}
+        path = writer.commit(meta)
     failed = [r.name for r in records if not r.passed]
     print(f"{len(records) - len(failed)}/{len(records)} checks passed; report: {path}")
     for name in failed:
@@ -326,10 +381,13 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = _OneLineParser(
         prog="hermite-limit",
         description="Where recursive retraining of a diffusion model ends up: closed forms, spectra, checks.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     fmt = argparse.RawDescriptionHelpFormatter
 
@@ -340,7 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  hermite-limit limit --data samples.npy --alpha 0.5 --vp-eps 1e-3 --out lim",
     )
     _add_data_options(limit)
-    limit.set_defaults(run=_limit)
+    _add_seed(limit, "the plotted samples")
+    _finish(limit, _limit, config_only=("tol",))
 
     gens = sub.add_parser(
         "generations", help="the exact trajectory p_0..p_n for a schedule", formatter_class=fmt,
@@ -349,8 +408,11 @@ def build_parser() -> argparse.ArgumentParser:
         "  hermite-limit generations --preset bimodal-1d --schedule harmonic --t0 0.2 --out g",
     )
     _add_data_options(gens)
+    _add_generations(gens)
     gens.add_argument("--schedule", help="constant (default), harmonic, geometric (ratio 0.8), power-law (power 0.5)")
-    gens.set_defaults(run=_generations)
+    _add_order(gens, " of generations_spectrum.png (preset digits; at most 12)")
+    _add_seed(gens, "the image samples (preset digits)")
+    _finish(gens, _generations, config_only=("tol",))
 
     spec = sub.add_parser(
         "spectrum", help="Hermite energy spectrum of data and limit, and the attenuation", formatter_class=fmt,
@@ -362,7 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  hermite-limit spectrum --data samples.npy --alpha 0.5 --ddpm-step 10 --out spec",
     )
     _add_data_options(spec)
-    spec.set_defaults(run=_spectrum)
+    _add_order(spec)
+    _finish(spec, _spectrum, config_only=("tol",))
 
     fc = sub.add_parser(
         "forecast", help="what N generations will do, and the mildest schedule within a budget", formatter_class=fmt,
@@ -376,36 +439,44 @@ def build_parser() -> argparse.ArgumentParser:
         "  hermite-limit forecast --preset digits --generations 10 --order 6 --out fc",
     )
     _add_data_options(fc)
+    _add_generations(fc)
+    _add_order(fc)
     fc.add_argument("--budget", type=float, help="allowed relative spectral error after N generations, in (0, 1] (default 0.05)")
-    fc.add_argument("--pcs", type=int, default=5, help="principal components reported (default 5)")
-    fc.set_defaults(run=_forecast)
+    fc.add_argument("--pcs", type=int, help="principal components reported (default 5)")
+    _finish(fc, _forecast)
 
     verify = sub.add_parser(
         "verify", help="check every theorem numerically and write a report", formatter_class=fmt,
         description="Run every check; write DIR/report.json, DIR/report.md and PNGs. Exit 0 only if all pass.",
         epilog="examples:\n  hermite-limit verify --out verify-out\n  hermite-limit verify --quick --out /tmp/v --seed 3\n"
-        "  hermite-limit verify --config my.toml --out v   (keys: alphas, t0, generations, seed, quick)",
+        "  hermite-limit verify --config my.toml --out v   (keys: alphas, t0, generations, seed, quick, only)",
     )
     verify.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
-    verify.add_argument("--quick", action="store_true", help="smaller sizes (under two minutes)")
+    verify.add_argument("--quick", action="store_true", help="smaller sizes: fewer generations, particles and orders")
     verify.add_argument("--seed", type=int, default=None, help="PRNG seed (default 0)")
     verify.add_argument("--config", metavar="FILE", help="TOML file with the same keys as the options")
-    verify.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    verify.add_argument("--no-progress", action="store_true", help="hide the progress bar (shown only when stderr is a terminal)")
     verify.set_defaults(run=_verify)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    """Run the command line; return the exit status (0 ok, 1 failed check, 2 bad input, 130 Ctrl-C)."""
+    command = "hermite-limit"
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse already printed a one-line usage error
-        return int(exc.code or 0)
-    try:
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help, --version, or a one-line usage error already printed
+            return int(exc.code or 0)
+        command = f"hermite-limit {args.command}"
         return args.run(args)
     except ValueError as exc:
-        print(f"hermite-limit {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"{command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         if "matplotlib.pyplot" in sys.modules:  # figures are saved; free them (main may run many times in-process)
             sys.modules["matplotlib.pyplot"].close("all")

@@ -19,6 +19,10 @@ def test_verify_quick_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     payload = json.loads((out / "report.json").read_text())
     assert payload["checks"] and all(c["passed"] for c in payload["checks"])
+    from hermite_limit.checks import RELATIONS
+
+    assert all(c["relation"] in RELATIONS for c in payload["checks"])
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no staging folder or temporary file
     pngs = list(out.glob("*.png"))
     assert pngs
     for png in pngs:

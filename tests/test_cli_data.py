@@ -24,7 +24,8 @@ def test_limit_reads_every_format(fmt, cli_inputs, tmp_path, run_cli):
 @pytest.mark.parametrize("preset", ["bimodal-1d", "ring-2d", "seed-gmm10"])
 @pytest.mark.parametrize("command", ["limit", "generations"])
 def test_presets(command, preset, tmp_path, run_cli):
-    code, out, err = run_cli(command, "--preset", preset, "--alpha", "0.5", "--generations", "4", "--out", str(tmp_path))
+    extra = ["--generations", "4"] if command == "generations" else []
+    code, out, err = run_cli(command, "--preset", preset, "--alpha", "0.5", *extra, "--out", str(tmp_path))
     assert code == 0, err
     name = "limit.json" if command == "limit" else "generations.json"
     payload = json.loads((tmp_path / name).read_text())

@@ -56,10 +56,12 @@ def check_girsanov_kl(d: int = 3, n_errors: int = 24, t0: float = 0.02, seed: in
     ax.legend()
     return CheckRecord(
         name=f"girsanov_kl[d={d}]",
-        claim="KL(learned output || ideal output) <= (1/2) hat-eps^2 (exact Gaussian setting, random affine errors)",
+        claim="KL(learned output || ideal output) <= (1/2) hat-eps^2 (exact Gaussian setting, random affine errors; "
+        "row: largest KL / bound)",
         predicted=1.0,
         measured=float(ratio.max()),
         tolerance=1e-8,
+        relation="<=",
         passed=bool(np.all(kl <= bound * (1 + 1e-8))),
         details={"n_errors": n_errors, "max_kl_over_bound": float(ratio.max()), "min_kl_over_bound": float(ratio.min())},
         figure=fig,
@@ -105,14 +107,18 @@ def check_seed_chi2_bounds(
                "eta": eta.tolist(), "eta_stderr": se.tolist(), "chi2_over_eta_energy": (chi2 / (eta * energy)).tolist()}
     lower_rec = CheckRecord(
         name=f"seed_lower_bound[d={d}]",
-        claim="(seed claim) chi2(learned || ideal) >= (1/8) eta star-eps^2 in the small-error regime",
+        claim="(seed claim) chi2(learned || ideal) >= (1/8) eta star-eps^2 in the small-error regime "
+        "(row: smallest chi2 / (eta star-eps^2), eta at +3 standard errors)",
         predicted=lower, measured=float(low_ratio.min()), tolerance=0.0,
+        relation=">=",
         passed=bool(np.all(low_ratio >= lower)), details=details, figure=fig,
     )
     two_rec = CheckRecord(
         name=f"seed_two_sided[d={d}]",
-        claim="(seed claim) (1/4) eta star-eps^2 <= chi2 <= 4 star-eps^2 in the small-error regime",
+        claim="(seed claim) (1/4) eta star-eps^2 <= chi2 <= 4 star-eps^2 in the small-error regime "
+        "(row: the lower side, smallest chi2 / (eta star-eps^2); upper side in details)",
         predicted=two_sided[0], measured=float(low_ratio.min()), tolerance=0.0,
+        relation=">=",
         passed=bool(np.all(low_ratio >= two_sided[0]) and np.all(up_ratio <= two_sided[1])),
         details={"min_chi2_over_eta_energy_at_eta_plus_3se": float(low_ratio.min()),
                  "max_chi2_over_energy": float(up_ratio.max())},
@@ -185,10 +191,12 @@ def check_discounted_accumulation(
     worst = max((max(abs(np.log(np.array(v) / discount(a)))) for a, v in ratios_all.items() if v), default=float("nan"))
     return CheckRecord(
         name=f"discounted_accumulation[t0={t0:g}]",
-        claim="(seed claim) an error m generations old enters D_N with weight (1-alpha)^{2m}; additive form sqrt(D_N) <= sum_i sqrt(c_i)",
+        claim="(seed claim) an error m generations old enters D_N with weight (1-alpha)^{2m}; additive form sqrt(D_N) <= sum_i sqrt(c_i) "
+        "(row: largest |log(per-generation ratio / (1-alpha)^2)|; tolerance: the OU smoothing -log(rho^4), +1%)",
         predicted=0.0,
         measured=float(worst),
         tolerance=float(-math.log(rho2**2 * (1 - 1e-2))),
+        relation="=",
         passed=bool(ok and minkowski_ok),
         details={"per_generation_ratios": {str(a): v for a, v in ratios_all.items()},
                  "displayed_form_D_N_over_sum_c": {str(a): v for a, v in displayed.items()},
@@ -236,6 +244,7 @@ def check_w2_ball(
         predicted=radius,
         measured=measured,
         tolerance=0.0,
+        relation="<=",
         passed=measured <= radius,
         details={"kappa": kappa, "delta": R.delta.tolist(), "sliced_w2": R.sliced_w2.tolist(),
                  "n_particles": n_particles, "n_steps": n_steps},

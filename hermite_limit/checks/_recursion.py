@@ -40,6 +40,7 @@ def check_fixed_point(data: GaussianMixture, alpha: float, t0: float, tol: float
         predicted=0.0,
         measured=w2.value,
         tolerance=tol + w2.error,
+        relation="=",
         passed=w2.value <= tol + w2.error,
         details={"n_terms": lim.n_terms, "tail_mass": lim.tail_mass, "w2_error": w2.error},
         figure=fig,
@@ -66,10 +67,12 @@ def check_init_independence(data: GaussianMixture, alpha: float, t0: float, n: i
         bound_total, measured_total = max(bound_total, bound), max(measured_total, end.value)
     return CheckRecord(
         name=f"init_independence[alpha={alpha:g},t0={t0:g}]",
-        claim=f"the limit does not depend on p_0: W2(p_{n}, p_inf) <= kappa^{n} W2(p_0, p_inf) for 4 initial models",
+        claim=f"the limit does not depend on p_0: W2(p_{n}, p_inf) <= kappa^{n} W2(p_0, p_inf) for 4 initial models "
+        "(row: largest W2(p_n, p_inf) against the largest bound)",
         predicted=bound_total,
         measured=measured_total,
         tolerance=0.0,
+        relation="<=",
         passed=worst_ratio <= 1.0,
         details={"kappa": kappa, "worst_ratio_to_bound": worst_ratio, "inits": list(inits)},
     )
@@ -92,10 +95,11 @@ def check_w2_rate(data: GaussianMixture, alpha: float, t0: float, n: int = 15, k
     fig = rate_figure(values, kappa, f"W2(p_n, p_inf), alpha={alpha:g}, t0={t0:g}", "W2 to the limit")
     return CheckRecord(
         name=f"w2_rate[alpha={alpha:g},t0={t0:g}]",
-        claim="W2(p_{n+1}, p_inf) <= kappa W2(p_n, p_inf), kappa = sqrt(1-alpha) e^{-t0}",
+        claim="W2(p_{n+1}, p_inf) <= kappa W2(p_n, p_inf), kappa = sqrt(1-alpha) e^{-t0} (row: largest ratio against kappa)",
         predicted=kappa,
         measured=measured,
         tolerance=1e-6 * kappa,
+        relation="<=",
         passed=bool(ratios.size) and measured <= kappa * (1 + 1e-6),
         details={"ratios": ratios.tolist(), "kappa_theory": kappa_true},
         figure=fig,
@@ -117,10 +121,11 @@ def check_tv_rate(data: GaussianMixture, alpha: float, t0: float, n: int = 10, r
     measured = float(ratios.max()) if ratios.size else float("nan")
     return CheckRecord(
         name=f"tv_rate[alpha={alpha:g},t0={t0:g}]",
-        claim="TV(p_{n+1}, p_inf) <= (1-alpha) TV(p_n, p_inf)",
+        claim="TV(p_{n+1}, p_inf) <= (1-alpha) TV(p_n, p_inf) (row: largest ratio against 1-alpha)",
         predicted=rate,
         measured=measured,
         tolerance=float(slack[usable].max()) if ratios.size else 0.0,
+        relation="<=",
         passed=bool(ratios.size) and bool(np.all(excess <= 0)),
         details={"ratios": ratios.tolist()},
         figure=rate_figure(values, rate, f"TV(p_n, p_inf), alpha={alpha:g}, t0={t0:g}", "TV to the limit"),
@@ -141,5 +146,6 @@ def check_no_fresh_data(data: GaussianMixture, t0: float, n: int = 60, rate: flo
         predicted=bound,
         measured=end.value,
         tolerance=end.error,
+        relation="<=",
         passed=end.value <= bound + end.error,
     )

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
-from ._record import CheckRecord
+from .._io import StagingFolder
+from ._record import RELATIONS, CheckRecord
+
+
+STAGING_PREFIX = ".report-"
 
 
 def write_report(records: Sequence[CheckRecord], out_dir: str | os.PathLike, meta: dict | None = None,
@@ -17,37 +19,74 @@ def write_report(records: Sequence[CheckRecord], out_dir: str | os.PathLike, met
     """Write ``report.json``, ``report.md`` and one PNG per figure into ``out_dir``.
 
     ``figures`` maps names to extra matplotlib figures (not checks) shown in ``report.md``.
-
-    Everything is first written to a temporary folder beside ``out_dir`` and then moved in, with
-    ``report.json`` last, so an interrupted run never leaves a half-written report.
+    Equivalent to adding every record and figure to a :class:`ReportWriter` and committing it.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
-    try:
-        entries = []
+    with ReportWriter(out_dir) as writer:
         for rec in records:
-            entry = rec.to_json()
-            if rec.figure is not None:
-                png = _safe_name(rec.name) + ".png"
-                rec.figure.savefig(staging / png, dpi=110)
-                entry["figure"] = png
-                _close(rec.figure)
-            entries.append(entry)
-        extra = {}
+            writer.add(rec)
         for name, fig in (figures or {}).items():
-            png = _safe_name(name) + ".png"
-            fig.savefig(staging / png, dpi=110)
+            writer.add_figure(name, fig)
+        return writer.commit(meta)
+
+
+class ReportWriter:
+    """A report written as the checks run, published at once.
+
+    Use as a context manager. Each figure is saved into a hidden staging folder ``out_dir/.report-XXXX``
+    when its record is added (and the figure closed), so a long run keeps no figure open; :meth:`commit`
+    writes ``report.md`` and ``report.json`` there and moves everything into ``out_dir``, ``report.json``
+    last, so an interrupted run never leaves a half-written report. The staging folder is removed on
+    leaving, whether the run succeeded, failed or was interrupted (Ctrl-C); one left by a killed run is
+    removed by the next run in the same folder (see :class:`hermite_limit._io.StagingFolder`).
+    """
+
+    def __init__(self, out_dir: str | os.PathLike):
+        self._stage = StagingFolder(out_dir, STAGING_PREFIX)
+        self._entries: list[dict] = []
+        self._extra: dict[str, str] = {}
+
+    @property
+    def staging(self) -> Path | None:
+        """The staging folder (None outside the ``with`` block)."""
+        return self._stage.path
+
+    def __enter__(self) -> "ReportWriter":
+        self._stage.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stage.__exit__(*exc)
+
+    def add(self, rec: CheckRecord) -> None:
+        """Record a check; its figure (if any) is saved now and closed."""
+        entry = rec.to_json()
+        if rec.figure is not None:
+            png = _safe_name(rec.name) + ".png"
+            try:
+                rec.figure.savefig(self._stage.path / png, dpi=110)
+            finally:
+                _close(rec.figure)
+            entry["figure"] = png
+        self._entries.append(entry)
+
+    def add_figure(self, name: str, fig) -> None:
+        """An extra figure (not a check) shown in ``report.md``; saved now and closed."""
+        png = _safe_name(name) + ".png"
+        try:
+            fig.savefig(self._stage.path / png, dpi=110)
+        finally:
             _close(fig)
-            extra[name] = png
-        payload = {"meta": meta or {}, "checks": entries, "all_passed": all(e["passed"] for e in entries), "figures": extra}
-        (staging / "report.md").write_text(_markdown(payload))
-        (staging / "report.json").write_text(json.dumps(payload, indent=2))
-        for name in sorted(os.listdir(staging), key=lambda n: n == "report.json"):
-            os.replace(staging / name, out / name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return out / "report.json"
+        self._extra[name] = png
+
+    def commit(self, meta: dict | None = None) -> Path:
+        """Write report.md and report.json and move the whole report into ``out_dir``."""
+        entries = self._entries
+        payload = {"meta": meta or {}, "checks": entries, "all_passed": all(e["passed"] for e in entries),
+                   "figures": self._extra}
+        (self._stage.path / "report.md").write_text(_markdown(payload))
+        (self._stage.path / "report.json").write_text(json.dumps(payload, indent=2))
+        self._stage.commit(last="report.json")
+        return self._stage.out / "report.json"
 
 
 def _markdown(payload: dict) -> str:
@@ -57,11 +96,17 @@ def _markdown(payload: dict) -> str:
         lines += [", ".join(f"{k}: {v}" for k, v in meta.items()), ""]
     n_pass = sum(e["passed"] for e in payload["checks"])
     lines += [f"**{n_pass} of {len(payload['checks'])} checks passed.**", ""]
-    lines += ["| check | claim | predicted | measured | tolerance | result |", "|---|---|---|---|---|---|"]
+    used = [r for r in RELATIONS if any(e.get("relation") == r for e in payload["checks"])]
+    if used:
+        lines += ["Each row compares measured with predicted by its relation, in the worst case checked (the claim says what the "
+                  "row measures and any further condition of the verdict):", ""]
+        lines += [f"- `{r}`: {RELATIONS[r]}" for r in used] + [""]
+    lines += ["| check | claim | predicted | relation | measured | tolerance | result |", "|---|---|---|---|---|---|---|"]
     for e in payload["checks"]:
         verdict = "pass" if e["passed"] else "**FAIL**"
         lines.append(
-            f"| {e['name']} | {e['claim']} | {_fmt(e['predicted'])} | {_fmt(e['measured'])} | {_fmt(e['tolerance'])} | {verdict} |"
+            f"| {_cell(e['name'])} | {_cell(e['claim'])} | {_fmt(e['predicted'], 6)} | `{e.get('relation', '?')}` | "
+            f"{_fmt(e['measured'], 6)} | {_fmt(e['tolerance'])} | {verdict} |"
         )
     lines.append("")
     for name, png in payload.get("figures", {}).items():
@@ -72,8 +117,13 @@ def _markdown(payload: dict) -> str:
     return "\n".join(lines)
 
 
-def _fmt(x) -> str:
-    return f"{x:.4g}" if isinstance(x, float) else str(x)
+def _cell(text: str) -> str:
+    """Table-cell text: a literal ``|`` would end the cell, so it is escaped."""
+    return str(text).replace("|", "\\|")
+
+
+def _fmt(x, digits: int = 4) -> str:
+    return f"{x:.{digits}g}" if isinstance(x, float) else str(x)
 
 
 def _safe_name(name: str) -> str:
