@@ -378,3 +378,12 @@ def _check_size(n_components: int, gm: GaussianMixture) -> None:
             f"the requested law needs {n_components:,} components ({need / 2**30:.1f} GiB); "
             "raise tol, use fewer generations, or reduce the data (fewer samples or components)"
         )
+
+
+# A LimitDistribution is a pytree (its mixture is the data, the diagnostics static), so it can be
+# passed as an argument to jax.jit / vmap / grad like a GaussianMixture.
+jax.tree_util.register_dataclass(
+    LimitDistribution,
+    data_fields=["mixture"],
+    meta_fields=["alpha", "t0", "n_terms", "tail_mass", "w2_error_bound", "merged_components"],
+)

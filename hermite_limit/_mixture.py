@@ -223,13 +223,17 @@ class GaussianMixture:
         return flag
 
     # -- density ----------------------------------------------------------------------------
-    @x64
     def logpdf(self, x: Any) -> jax.Array:
-        """Log-density at points ``x`` of shape (..., d) (or (...,) when d = 1)."""
-        x, batch = self._points(x, "x")
-        return _logpdf(self, x).reshape(batch)
+        """Log-density at points ``x`` of shape (..., d) (or (...,) when d = 1).
 
-    @x64
+        Works under ``jax.jit`` / ``vmap`` / ``grad`` (closures over the law or the law as an
+        argument) when the caller traces with ``jax.enable_x64(True)``; float64 throughout.
+        """
+        _require_x64_when_traced(x, "x")
+        with jax.enable_x64(True):
+            x, batch = self._points(x, "x")
+            return _logpdf(self, x).reshape(batch)
+
     def score(self, x: Any) -> jax.Array:
         """Score ``grad_x log p(x)`` at points ``x``; shape (..., d).
 
@@ -238,8 +242,10 @@ class GaussianMixture:
         ``grad log p(x) = -sum_k r_k(x) S_k^{-1} (x - m_k)`` with responsibilities
         ``r_k = softmax_k(log w_k + log N(x; m_k, S_k))`` computed by log-sum-exp.
         """
-        x, batch = self._points(x, "x")
-        return _score(self, x).reshape(batch + (self.dim,))
+        _require_x64_when_traced(x, "x")
+        with jax.enable_x64(True):
+            x, batch = self._points(x, "x")
+            return _score(self, x).reshape(batch + (self.dim,))
 
     def sample(self, key: jax.Array, n: int) -> jax.Array:
         """``n`` independent draws, shape (n, d), from an explicit PRNG ``key``.
@@ -249,11 +255,7 @@ class GaussianMixture:
         """
         n = check_count(n, "n", minimum=0, bytes_each=FLOAT_BYTES * (self.dim + 2))
         key = check_key(key)
-        if not is_concrete(key) and not jax.config.jax_enable_x64:
-            raise ValueError(
-                "key is traced in a 32-bit JAX program: GaussianMixture.sample computes in float64, so trace "
-                "the caller's jit/vmap inside `with jax.enable_x64(True):`"
-            )
+        _require_x64_when_traced(key, "key")
         with jax.enable_x64(True):
             return _sample(self, key, n)
 
@@ -451,6 +453,15 @@ def _density_flag(weights, covs) -> bool:
     else:
         lam = c
     return bool(np.all((lam > 0) | ~(w > 0)))
+
+
+def _require_x64_when_traced(x, name: str) -> None:
+    """Inside a caller's 32-bit trace, float64 code cannot be mixed in: say so, naming the argument."""
+    if not is_concrete(x) and not jax.config.jax_enable_x64:
+        raise ValueError(
+            f"{name} is traced in a 32-bit JAX program; this law computes in float64, so run the caller's "
+            "jax.jit / vmap / grad inside `with jax.enable_x64(True):`"
+        )
 
 
 def _check_key(key):
