@@ -137,8 +137,8 @@ class GaussianMixture:
         reach = float(np.max(np.abs(x)))
         if reach < 1e100:  # the cheap common case: far below any overflow whatever the variances
             return
-        spread = (reach + self._host_stats()[1]) ** 2 * self.dim
-        if spread / self._host_stats()[0] > _FAR_LIMIT:
+        min_var, max_mean = self._host_stats()
+        if (reach + max_mean) > math.sqrt(_FAR_LIMIT * min_var / self.dim):
             raise ValueError(
                 f"{name} is too far from the mixture: max|{name}| = {reach:.3g}, and the log-density there is "
                 f"below -{_FAR_LIMIT:.0e}, outside float64's range (supported: d (max|x| + max|m|)^2 / "
@@ -281,12 +281,12 @@ class GaussianMixture:
             raise ValueError(f"direction must have shape ({self.dim},); got {u.shape}")
         if concrete and is_concrete(self.covs):
             # Decision: a projection whose means or variances overflow float64 is refused, naming the limit.
-            scale = float(np.max(np.abs(np.asarray(u)))) ** 2 * self.dim
-            reach = max(self._host_stats()[1] ** 2, float(np.max(np.abs(np.asarray(self.covs)))))
-            if scale * reach > 1e300:
+            length = float(np.max(np.abs(np.asarray(u)))) * math.sqrt(self.dim)
+            reach = max(self._host_stats()[1], math.sqrt(float(np.max(np.abs(np.asarray(self.covs))))))
+            if length * reach > 1e150:
                 raise ValueError(
-                    f"direction is too long for this mixture: |u|^2 * max(|m|^2, |S|) = {scale * reach:.3g} "
-                    "exceeds the float64 limit 1e300 for the projected means and variances; rescale u"
+                    f"direction is too long for this mixture: |u| * max(|m|, |S|^(1/2)) = {length * reach:.3g} exceeds "
+                    "1e150, beyond which the projected variances leave float64's range; rescale u"
                 )
         if self.cov_type == "full":
             var = jnp.einsum("i,kij,j->k", u, self.covs, u)

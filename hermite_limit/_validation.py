@@ -36,6 +36,9 @@ MEMORY_BUDGET_BYTES = 4 * 2**30
 #: Largest number of elementary loop steps (Python-level iterations times their size) one call
 #: may run; bounds requests that need little memory but would run for minutes or hours.
 WORK_BUDGET = 2 * 10**9
+#: Elementary steps charged for one Python-level loop iteration (dispatch overhead), so loops over
+#: orders or generations are bounded by the same :data:`WORK_BUDGET`.
+PY_ITERATION_COST = 10**4
 #: Bytes per float64 element.
 FLOAT_BYTES = 8
 
