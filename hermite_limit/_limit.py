@@ -23,7 +23,7 @@ import numpy as np
 from ._mixture import COV_TYPES, GaussianMixture, as_mixture
 from ._precision import x64
 from ._time import schedule_times
-from ._validation import check_alpha, check_positive_int, check_time, check_tolerance
+from ._validation import PY_ITERATION_COST, check_alpha, check_positive_int, check_time, check_tolerance, check_work
 
 SCHEMES = ("fresh", "replace", "accumulate")
 # A pushed copy P_T p is stored as N(0, I) once rho_T * scale < 2^-60: its means are then below
@@ -219,6 +219,8 @@ def generation(
     if scheme != "accumulate":
         alpha = _resolve_alpha(alpha, synthetic_fraction)
     n = check_positive_int(n, "n")
+    # one Python-level step per generation, over up to n terms each
+    check_work("n", float(n) * PY_ITERATION_COST + 0.5 * float(n) ** 2, detail=f"n={n} generations")
     if schedule is None:
         raise ValueError("schedule is required: a truncation time t0 > 0, a sequence of times or a Schedule")
     h2 = 0.0
@@ -238,6 +240,8 @@ def generation(
 def generations(data: Any, alpha: Any, schedule: Any, n: int, init: Any = None, **kwargs) -> list[GaussianMixture]:
     """``[p_0, p_1, ..., p_n]`` (each exact, as :func:`generation`)."""
     n = check_positive_int(n, "n")
+    # n + 1 calls of generation, the i-th over up to i terms
+    check_work("n", float(n) * (n + 1) * PY_ITERATION_COST / 2 + float(n) ** 3 / 6, detail=f"n={n} generations")
     return [generation(data, alpha, schedule, i, init, **kwargs) for i in range(n + 1)]
 
 
