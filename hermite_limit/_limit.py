@@ -30,6 +30,9 @@ SCHEMES = ("fresh", "replace", "accumulate")
 # 1e-18 and its covariances equal I to the last bit, so it is the same component in float64.
 _MERGE_RHO_SCALE = 2.0**-60
 _MAX_COMPONENTS = 20_000_000
+# Decision: KDE bandwidths above 1e100 are refused (h^2 and the stationary variance h^2 rho^2 / (1 - rho^2)
+# would leave float64's range for small t0).
+_MAX_BANDWIDTH = 1e100
 _MAX_BYTES = 4 * 2**30
 
 
@@ -135,7 +138,7 @@ def limit_distribution(
     t0 = check_time(t0, "t0")
     tol = check_tolerance(tol)
     rho = math.exp(-t0)
-    h2 = 0.0 if kde_bandwidth is None else check_time(kde_bandwidth, "kde_bandwidth") ** 2
+    h2 = 0.0 if kde_bandwidth is None else check_time(kde_bandwidth, "kde_bandwidth", maximum=_MAX_BANDWIDTH) ** 2
     c_inf = 1.0 + h2 * rho * rho / -math.expm1(-2.0 * t0)  # variance of the stationary law
     if alpha == 0.0:
         stationary = GaussianMixture([1.0], np.zeros((1, gm.dim)), [c_inf]).as_cov_type(gm.cov_type)
@@ -225,7 +228,7 @@ def generation(
         raise ValueError("schedule is required: a truncation time t0 > 0, a sequence of times or a Schedule")
     h2 = 0.0
     if kde_bandwidth is not None:
-        h2 = check_time(kde_bandwidth, "kde_bandwidth") ** 2
+        h2 = check_time(kde_bandwidth, "kde_bandwidth", maximum=_MAX_BANDWIDTH) ** 2
         times = _kde_times(schedule, n)
     else:
         times = schedule_times(schedule, max(n, 1))[:n]

@@ -477,3 +477,8 @@ def test_audit_row_extreme_but_valid_value(call, expected):
         assert value == expected
     else:
         np.testing.assert_allclose(value, expected, rtol=1e-12)
+
+
+def test_kde_bandwidth_beyond_the_limit_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"kde_bandwidth must lie in \(0, 1e\+100\]"):
+        hl.limit_distribution(_gm1(), None, 0.1, synthetic_fraction=0.5, kde_bandwidth=1e300)
