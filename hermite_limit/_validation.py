@@ -14,6 +14,22 @@ work is done. The rules, the same everywhere:
   and the estimated memory (see :func:`check_memory` and :func:`check_work`).
 * Numbers in messages are printed plainly (``0.6``, never ``np.float64(0.6)``).
 
+Extreme-but-valid inputs, decided case by case (each either computes the correct finite value or
+is refused with a message naming the limit):
+
+* ``GaussianMixture.logpdf`` / ``score`` at far points: exact while ``d (max|x| + max|m|)^2 /
+  smallest variance <= 1e300``; beyond, ``log p`` is below -1e300 and the call is refused (``x``).
+* ``GaussianMixture.project``: refused when ``|u| max(|m|, |S|^(1/2)) > 1e150`` (``direction``).
+* OU times: any finite ``t >= 0`` is valid (``e^{-t}`` underflows to the exact limit 0); integers
+  beyond float64 are refused.
+* Schedules whose times underflow to 0 (``power_law(0.1, 1e300)``) are refused, naming the index and
+  the schedule's parameters.
+* ``gaussian_w2``: exact for any finite means (overflow-free norm); ``gaussian_kl`` and a finite but
+  huge ``gaussian_chi2`` are refused when the value leaves float64; a divergent chi2 is ``inf``.
+* ``hermite_coefficients(..., scale=)`` at most 1e3 standard deviations; ``kde_bandwidth`` at most 1e100.
+* Orders, counts and dimensions: refused by :func:`check_memory` / :func:`check_work` (e.g.
+  ``graded_indices(10**6, 2)``, ``standard_normal(10**9)``, ``schedule_times(0.1, 10**9)``).
+
 Checks run only on concrete values: a JAX tracer (inside a caller's ``jit``/``vmap``/``grad``)
 passes through unchecked, so validation never forces a host synchronisation inside a transformed
 program. A check on concrete numpy input costs microseconds.

@@ -11,6 +11,10 @@ Structure (shared with ``tests/test_bad_inputs_sampling.py``, which adds its own
   hypothesis test substitutes one bad value at a time and asserts a ``ValueError``/``TypeError``
   whose message names the argument, within ``TIME_BOUND`` seconds (a hang guard run in a worker
   thread, not a speed assertion).
+* A sibling file reuses the machinery: ``from test_bad_inputs import BAD, Row, assert_refused,
+  run_bounded``, builds its own rows and parametrises the same test body
+  (``value = data.draw(BAD[row.kinds[arg]]); assert_refused(row, arg, value)``); kinds it needs
+  beyond ``BAD`` can be added to ``BAD`` (a dict) from that file.
 * ``AUDIT`` replays each row of the outside audit that concerns these functions: the call and the
   argument its error must name (or, for extreme-but-valid input, the correct finite value).
 """
@@ -230,7 +234,7 @@ def _is_int(v):
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and abs(v) < 2**40
 
 
-def _run_bounded(fn):
+def run_bounded(fn):
     """Run ``fn`` in a worker thread; fail if it does not finish within TIME_BOUND (a hang guard)."""
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
     try:
@@ -246,7 +250,7 @@ def _names(row: Row, arg: str) -> tuple[str, ...]:
     return (names,) if isinstance(names, str) else tuple(names)
 
 
-def _assert_refused(row: Row, arg: str, value):
+def assert_refused(row: Row, arg: str, value):
     kwargs = dict(row.valid, **{arg: value})
 
     def call():
@@ -256,7 +260,7 @@ def _assert_refused(row: Row, arg: str, value):
             return exc
         return None
 
-    exc = _run_bounded(call)
+    exc = run_bounded(call)
     allowed = _ALLOWED.get((row.name, arg))
     if exc is None:
         assert allowed is not None and allowed(value), f"{row.name}({arg}={value!r}) was accepted"
@@ -276,13 +280,13 @@ _CASES = [(row, arg) for row in REGISTRY for arg in row.kinds]
 @given(data=st.data())
 def test_invalid_input_is_refused_naming_the_argument(row, arg, data):
     value = data.draw(BAD[row.kinds[arg]], label=arg)
-    _assert_refused(row, arg, value)
+    assert_refused(row, arg, value)
 
 
 @pytest.mark.parametrize("row", REGISTRY, ids=[r.name for r in REGISTRY])
 def test_valid_row_runs(row):
     """The registry's valid arguments work (else every refusal above would be meaningless)."""
-    out = _run_bounded(lambda: row.call(**row.valid))
+    out = run_bounded(lambda: row.call(**row.valid))
     leaves = [np.asarray(v) for v in jax.tree.leaves(out) if isinstance(v, (np.ndarray, jax.Array, float))]
     assert all(np.all(np.isfinite(v)) for v in leaves if v.dtype.kind == "f")
 
@@ -464,7 +468,7 @@ def test_audit_row_is_refused_naming_the_argument(call, arg):
             return exc
         return None
 
-    exc = _run_bounded(run)
+    exc = run_bounded(run)
     assert exc is not None, f"{call} was accepted"
     assert re.search(rf"\b{re.escape(arg)}\b", str(exc)), str(exc)
     assert "np.float64(" not in str(exc)
@@ -472,7 +476,7 @@ def test_audit_row_is_refused_naming_the_argument(call, arg):
 
 @pytest.mark.parametrize("call,expected", AUDIT_VALUES, ids=[c for c, _ in AUDIT_VALUES])
 def test_audit_row_extreme_but_valid_value(call, expected):
-    value = _run_bounded(lambda: eval(call, _env()))
+    value = run_bounded(lambda: eval(call, _env()))
     if math.isinf(expected):
         assert value == expected
     else:
