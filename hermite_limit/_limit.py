@@ -23,13 +23,16 @@ import numpy as np
 from ._mixture import COV_TYPES, GaussianMixture, as_mixture
 from ._precision import x64
 from ._time import schedule_times
-from ._validation import check_alpha, check_positive_int, check_time, check_tolerance
+from ._validation import PY_ITERATION_COST, check_alpha, check_positive_int, check_time, check_tolerance, check_work
 
 SCHEMES = ("fresh", "replace", "accumulate")
 # A pushed copy P_T p is stored as N(0, I) once rho_T * scale < 2^-60: its means are then below
 # 1e-18 and its covariances equal I to the last bit, so it is the same component in float64.
 _MERGE_RHO_SCALE = 2.0**-60
 _MAX_COMPONENTS = 20_000_000
+# Decision: KDE bandwidths above 1e100 are refused (h^2 and the stationary variance h^2 rho^2 / (1 - rho^2)
+# would leave float64's range for small t0).
+_MAX_BANDWIDTH = 1e100
 _MAX_BYTES = 4 * 2**30
 
 
@@ -135,7 +138,7 @@ def limit_distribution(
     t0 = check_time(t0, "t0")
     tol = check_tolerance(tol)
     rho = math.exp(-t0)
-    h2 = 0.0 if kde_bandwidth is None else check_time(kde_bandwidth, "kde_bandwidth") ** 2
+    h2 = 0.0 if kde_bandwidth is None else check_time(kde_bandwidth, "kde_bandwidth", maximum=_MAX_BANDWIDTH) ** 2
     c_inf = 1.0 + h2 * rho * rho / -math.expm1(-2.0 * t0)  # variance of the stationary law
     if alpha == 0.0:
         stationary = GaussianMixture([1.0], np.zeros((1, gm.dim)), [c_inf]).as_cov_type(gm.cov_type)
@@ -219,11 +222,13 @@ def generation(
     if scheme != "accumulate":
         alpha = _resolve_alpha(alpha, synthetic_fraction)
     n = check_positive_int(n, "n")
+    # one Python-level step per generation, over up to n terms each
+    check_work("n", float(n) * PY_ITERATION_COST + 0.5 * float(n) ** 2, detail=f"n={n} generations")
     if schedule is None:
         raise ValueError("schedule is required: a truncation time t0 > 0, a sequence of times or a Schedule")
     h2 = 0.0
     if kde_bandwidth is not None:
-        h2 = check_time(kde_bandwidth, "kde_bandwidth") ** 2
+        h2 = check_time(kde_bandwidth, "kde_bandwidth", maximum=_MAX_BANDWIDTH) ** 2
         times = _kde_times(schedule, n)
     else:
         times = schedule_times(schedule, max(n, 1))[:n]
@@ -238,6 +243,8 @@ def generation(
 def generations(data: Any, alpha: Any, schedule: Any, n: int, init: Any = None, **kwargs) -> list[GaussianMixture]:
     """``[p_0, p_1, ..., p_n]`` (each exact, as :func:`generation`)."""
     n = check_positive_int(n, "n")
+    # n + 1 calls of generation, the i-th over up to i terms
+    check_work("n", float(n) * (n + 1) * PY_ITERATION_COST / 2 + float(n) ** 3 / 6, detail=f"n={n} generations")
     return [generation(data, alpha, schedule, i, init, **kwargs) for i in range(n + 1)]
 
 
@@ -378,3 +385,12 @@ def _check_size(n_components: int, gm: GaussianMixture) -> None:
             f"the requested law needs {n_components:,} components ({need / 2**30:.1f} GiB); "
             "raise tol, use fewer generations, or reduce the data (fewer samples or components)"
         )
+
+
+# A LimitDistribution is a pytree (its mixture is the data, the diagnostics static), so it can be
+# passed as an argument to jax.jit / vmap / grad like a GaussianMixture.
+jax.tree_util.register_dataclass(
+    LimitDistribution,
+    data_fields=["mixture"],
+    meta_fields=["alpha", "t0", "n_terms", "tail_mass", "w2_error_bound", "merged_components"],
+)

@@ -21,7 +21,20 @@ from jax.scipy.special import logsumexp
 
 from ._noise import standard_normal as normal_draws
 from ._precision import x64
-from ._validation import as_float_array, check_alpha, check_positive_int, is_concrete
+from ._validation import (
+    FLOAT_BYTES,
+    as_float_array,
+    check_alpha,
+    check_choice,
+    check_count,
+    check_key,
+    check_memory,
+    check_indices,
+    check_points,
+    check_weights,
+    fmt,
+    is_concrete,
+)
 
 COV_TYPES = ("iso", "diag", "full")
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -29,6 +42,8 @@ _LOG_2PI = math.log(2.0 * math.pi)
 _WEIGHT_SUM_TOL = 1e-9
 _SYMMETRY_TOL = 1e-10
 _PSD_TOL = 1e-12
+# Far-point limit: points whose squared Mahalanobis reach exceeds this are refused (see _check_far).
+_FAR_LIMIT = 1e300
 
 
 @jax.tree_util.register_pytree_node_class
@@ -62,6 +77,9 @@ class GaussianMixture:
     means: jax.Array
     covs: jax.Array
     cov_type: str
+    # Whether the law has a density: True / False, or None while unknown (not yet computed, or the
+    # arrays are traced and nothing was known statically). Static pytree metadata, never traced.
+    _density: bool | None
 
     @x64
     def __init__(self, weights: Any, means: Any, covs: Any):
@@ -69,7 +87,6 @@ class GaussianMixture:
             # Built inside a JAX transformation: trust the caller (shapes still checked by JAX).
             self._set(jnp.asarray(weights), _as_2d_means(jnp.asarray(means)), jnp.asarray(covs))
             return
-        w = as_float_array("weights", weights, ndim=1)
         m = as_float_array("means", means, ndim=(1, 2))
         if m.ndim == 1:
             m = m[:, None]
@@ -77,35 +94,73 @@ class GaussianMixture:
         K, d = m.shape
         if K == 0 or d == 0:
             raise ValueError(f"means must have at least one component and one dimension; got shape {m.shape}")
-        if w.shape != (K,):
-            raise ValueError(f"weights must have shape ({K},) to match means {m.shape}; got {w.shape}")
-        if np.any(w < 0):
-            raise ValueError(f"weights must be non-negative; got min(weights)={w.min()!r}")
-        total = w.sum()
-        if abs(total - 1.0) > _WEIGHT_SUM_TOL * max(1.0, math.sqrt(K)):
-            raise ValueError(f"weights must sum to 1; got sum(weights)={total!r}")
-        w = w / total
+        w = check_weights("weights", weights, K, tol=_WEIGHT_SUM_TOL)
         c = _validate_covs(c, K, d)
-        self._set(jnp.asarray(w), jnp.asarray(m), jnp.asarray(c))
+        self._set(jnp.asarray(w), jnp.asarray(m), jnp.asarray(c), _density_flag(w, c))
 
-    def _set(self, w, m, c):
+    def _set(self, w, m, c, density=None):
         object.__setattr__(self, "weights", w)
         object.__setattr__(self, "means", m)
         object.__setattr__(self, "covs", c)
         object.__setattr__(self, "cov_type", _cov_type_of(c))
+        object.__setattr__(self, "_density", None if density is None else bool(density))
+
+    @classmethod
+    def _from_arrays(cls, w, m, c, density=None) -> "GaussianMixture":
+        """Unchecked construction from arrays, with the density flag when the caller knows it."""
+        obj = object.__new__(cls)
+        obj._set(w, m, c, density)
+        return obj
 
     def __setattr__(self, name, value):
         raise AttributeError("GaussianMixture is immutable")
 
     # -- pytree -----------------------------------------------------------------------------
+    # The density flag is static metadata (aux data): a law passed through ``jax.jit`` / ``vmap`` /
+    # ``grad`` keeps it, so no Python ``bool`` is ever taken of a traced value.
     def tree_flatten(self):
-        return (self.weights, self.means, self.covs), None
+        return (self.weights, self.means, self.covs), self._known_density()
 
     @classmethod
     def tree_unflatten(cls, aux, children):
-        obj = object.__new__(cls)
-        obj._set(*children)
-        return obj
+        return cls._from_arrays(*children, density=aux)
+
+    def _check_far(self, x: np.ndarray, name: str) -> None:
+        """Refuse points so far out that ``log p(x)`` (about ``-|x - m|^2 / (2 var)``) leaves float64.
+
+        Decision for far points: the density and score are computed exactly (finite) whenever
+        ``d * (max|x| + max|m|)^2 / smallest variance <= 1e300``; beyond that the log-density is below
+        about -1e300 and is not representable, so the call is refused naming ``x`` and this limit.
+        """
+        if x.size == 0 or self._known_density() is not True:
+            return
+        reach = float(np.max(np.abs(x)))
+        if reach < 1e100:  # the cheap common case: far below any overflow whatever the variances
+            return
+        min_var, max_mean = self._host_stats()
+        if (reach + max_mean) > math.sqrt(_FAR_LIMIT * min_var / self.dim):
+            raise ValueError(
+                f"{name} is too far from the mixture: max|{name}| = {reach:.3g}, and the log-density there is "
+                f"below -{_FAR_LIMIT:.0e}, outside float64's range (supported: d (max|x| + max|m|)^2 / "
+                f"smallest variance <= {_FAR_LIMIT:.0e})"
+            )
+
+    def _host_stats(self) -> tuple[float, float]:
+        """(smallest component variance, max |mean entry|) on the host, cached."""
+        stats = self.__dict__.get("_stats")
+        if stats is None:
+            c = np.asarray(self.covs)
+            lam = np.linalg.eigvalsh(c)[:, 0] if c.ndim == 3 else (c.min(axis=1) if c.ndim == 2 else c)
+            w = np.asarray(self.weights)
+            stats = (float(np.min(lam[w > 0])), float(np.max(np.abs(np.asarray(self.means)))))
+            object.__setattr__(self, "_stats", stats)
+        return stats
+
+    def _known_density(self) -> bool | None:
+        """The density flag, computed on the host from concrete arrays the first time; None if traced."""
+        if self._density is None and is_concrete(self.weights) and is_concrete(self.covs):
+            object.__setattr__(self, "_density", _density_flag(self.weights, self.covs))
+        return self._density
 
     # -- shape ------------------------------------------------------------------------------
     @property
@@ -141,8 +196,7 @@ class GaussianMixture:
     @x64
     def as_cov_type(self, cov_type: str) -> "GaussianMixture":
         """The same law stored with a more general covariance structure (iso < diag < full)."""
-        if cov_type not in COV_TYPES:
-            raise ValueError(f"cov_type must be one of {COV_TYPES}; got cov_type={cov_type!r}")
+        check_choice(cov_type, "cov_type", COV_TYPES)
         if COV_TYPES.index(cov_type) < COV_TYPES.index(self.cov_type):
             raise ValueError(f"cannot store a {self.cov_type!r} mixture as {cov_type!r} without loss")
         if cov_type == "full":
@@ -151,21 +205,35 @@ class GaussianMixture:
             covs = jnp.broadcast_to(self.covs[:, None], self.means.shape)
         else:
             covs = self.covs
-        return GaussianMixture.tree_unflatten(None, (self.weights, self.means, covs))
+        return GaussianMixture._from_arrays(self.weights, self.means, covs, self._density)
 
-    @x64
     def has_density(self) -> bool:
-        """True when every component with positive weight has a positive definite covariance."""
-        return bool(jnp.all(jnp.where(self.weights > 0, _min_eigenvalue(self.covs, self.cov_type) > 0, True)))
+        """True when every component with positive weight has a positive definite covariance.
+
+        A static property: computed once on the host (numpy) from the concrete weights and
+        covariances and carried as pytree metadata, so it is available inside ``jax.jit``,
+        ``vmap`` and ``grad``, for closures over a law and for laws passed as arguments.
+        """
+        flag = self._known_density()
+        if flag is None:
+            raise ValueError(
+                "has_density is unknown for a mixture built from traced arrays inside a JAX transformation; "
+                "build the mixture outside the transformation and pass it in (or close over it)"
+            )
+        return flag
 
     # -- density ----------------------------------------------------------------------------
-    @x64
     def logpdf(self, x: Any) -> jax.Array:
-        """Log-density at points ``x`` of shape (..., d) (or (...,) when d = 1)."""
-        x, batch = self._points(x, "x")
-        return _logpdf(self, x).reshape(batch)
+        """Log-density at points ``x`` of shape (..., d) (or (...,) when d = 1).
 
-    @x64
+        Works under ``jax.jit`` / ``vmap`` / ``grad`` (closures over the law or the law as an
+        argument) when the caller traces with ``jax.enable_x64(True)``; float64 throughout.
+        """
+        _require_x64_when_traced(x, "x")
+        with jax.enable_x64(True):
+            x, batch = self._points(x, "x")
+            return _logpdf(self, x).reshape(batch)
+
     def score(self, x: Any) -> jax.Array:
         """Score ``grad_x log p(x)`` at points ``x``; shape (..., d).
 
@@ -174,39 +242,52 @@ class GaussianMixture:
         ``grad log p(x) = -sum_k r_k(x) S_k^{-1} (x - m_k)`` with responsibilities
         ``r_k = softmax_k(log w_k + log N(x; m_k, S_k))`` computed by log-sum-exp.
         """
-        x, batch = self._points(x, "x")
-        return _score(self, x).reshape(batch + (self.dim,))
+        _require_x64_when_traced(x, "x")
+        with jax.enable_x64(True):
+            x, batch = self._points(x, "x")
+            return _score(self, x).reshape(batch + (self.dim,))
 
-    @x64
     def sample(self, key: jax.Array, n: int) -> jax.Array:
-        """``n`` independent draws, shape (n, d), from an explicit PRNG ``key``."""
-        n = check_positive_int(n, "n")
-        if is_concrete(key):
-            key = _check_key(key)
-        return _sample(self, key, n)
+        """``n`` independent draws, shape (n, d), from an explicit PRNG ``key``.
+
+        ``n`` is a static integer; ``key`` may be traced (inside ``jax.jit``, trace with
+        ``jax.enable_x64(True)``: sampling needs 64-bit types throughout the caller's program).
+        """
+        n = check_count(n, "n", minimum=0, bytes_each=FLOAT_BYTES * (self.dim + 2))
+        key = check_key(key)
+        _require_x64_when_traced(key, "key")
+        with jax.enable_x64(True):
+            return _sample(self, key, n)
 
     @x64
     def marginal(self, dims: Sequence[int] | int) -> "GaussianMixture":
         """The marginal law of the coordinates ``dims``."""
-        idx = np.atleast_1d(np.asarray(dims))
-        if idx.ndim != 1 or idx.size == 0 or not np.issubdtype(idx.dtype, np.integer):
-            raise ValueError(f"dims must be a non-empty sequence of integers; got dims={dims!r}")
-        if np.any(idx < 0) or np.any(idx >= self.dim):
-            raise ValueError(f"dims must lie in [0, {self.dim}); got dims={dims!r}")
+        idx = check_indices(dims, "dims", self.dim)
         if self.cov_type == "full":
             covs = self.covs[:, idx[:, None], idx[None, :]]
         elif self.cov_type == "diag":
             covs = self.covs[:, idx]
         else:
             covs = self.covs
-        return GaussianMixture.tree_unflatten(None, (self.weights, self.means[:, idx], covs))
+        # a marginal of a law with a density has one
+        return GaussianMixture._from_arrays(self.weights, self.means[:, idx], covs, self._density or None)
 
     @x64
     def project(self, direction: Any) -> "GaussianMixture":
         """The one-dimensional law of ``<u, X>``: means ``u.m_k``, variances ``u^T S_k u``."""
-        u = jnp.asarray(as_float_array("direction", direction, ndim=1) if is_concrete(direction) else direction)
+        concrete = is_concrete(direction)
+        u = jnp.asarray(as_float_array("direction", direction, shape=(self.dim,)) if concrete else direction)
         if u.shape != (self.dim,):
             raise ValueError(f"direction must have shape ({self.dim},); got {u.shape}")
+        if concrete and is_concrete(self.covs):
+            # Decision: a projection whose means or variances overflow float64 is refused, naming the limit.
+            length = float(np.max(np.abs(np.asarray(u)))) * math.sqrt(self.dim)
+            reach = max(self._host_stats()[1], math.sqrt(float(np.max(np.abs(np.asarray(self.covs))))))
+            if length * reach > 1e150:
+                raise ValueError(
+                    f"direction is too long for this mixture: |u| * max(|m|, |S|^(1/2)) = {length * reach:.3g} exceeds "
+                    "1e150, beyond which the projected variances leave float64's range; rescale u"
+                )
         if self.cov_type == "full":
             var = jnp.einsum("i,kij,j->k", u, self.covs, u)
         elif self.cov_type == "diag":
@@ -216,15 +297,16 @@ class GaussianMixture:
         return GaussianMixture.tree_unflatten(None, (self.weights, (self.means @ u)[:, None], var))
 
     def _points(self, x, name):
-        if is_concrete(x):
-            x = as_float_array(name, x)
-        x = jnp.asarray(x, dtype=jnp.float64)
         d = self.dim
+        if is_concrete(x):
+            x = check_points(name, x, d)
+            self._check_far(x, name)
+        x = jnp.asarray(x, dtype=jnp.float64)
         if d == 1 and (x.ndim == 0 or x.shape[-1] != 1):
             x = x[..., None]
         if x.ndim == 0 or x.shape[-1] != d:
             raise ValueError(f"{name} must have trailing dimension d={d}; got shape {x.shape}")
-        if is_concrete(self.covs) and not self.has_density():
+        if self._known_density() is False:
             raise ValueError(
                 "this mixture has singular components (e.g. empirical point masses), so it has no "
                 "density; smooth it first, e.g. hl.ou_push(dist, t) with t > 0"
@@ -247,16 +329,20 @@ def empirical(samples: Any, weights: Any | None = None) -> GaussianMixture:
     if x.ndim == 1:
         x = x[:, None]
     N = x.shape[0]
-    if N == 0:
-        raise ValueError("samples must contain at least one point; got 0")
-    w = np.full(N, 1.0 / N) if weights is None else weights
+    if N == 0 or x.shape[1] == 0:
+        raise ValueError(f"samples must contain at least one point of dimension >= 1; got shape {x.shape}")
+    w = np.full(N, 1.0 / N) if weights is None else check_weights("weights", weights, N)
     return GaussianMixture(w, x, np.zeros(N))
 
 
 @x64
 def standard_normal(dim: int, cov_type: str = "iso") -> GaussianMixture:
     """The stationary law ``gamma = N(0, I_d)`` as a one-component mixture."""
-    d = check_positive_int(dim, "dim", allow_zero=False)
+    cov_type = check_choice(cov_type, "cov_type", COV_TYPES)
+    per_dim = {"iso": 1, "diag": 2, "full": 1}[cov_type]
+    d = check_count(dim, "dim", minimum=1, bytes_each=FLOAT_BYTES * per_dim)
+    if cov_type == "full":
+        check_memory("dim", FLOAT_BYTES * float(d) * d, detail=f"a {d} x {d} covariance")
     gm = GaussianMixture([1.0], np.zeros((1, d)), [1.0])
     return gm if cov_type == "iso" else gm.as_cov_type(cov_type)
 
@@ -297,7 +383,8 @@ def concatenate(mixtures: Sequence[GaussianMixture], scales: Any) -> GaussianMix
     w = jnp.concatenate([s * m.weights for s, m in zip(scales, parts)])
     means = jnp.concatenate([m.means for m in parts])
     covs = jnp.concatenate([m.covs for m in parts])
-    return drop_zero_weights(GaussianMixture.tree_unflatten(None, (w, means, covs)))
+    density = True if all(m._density for m in parts) else None
+    return drop_zero_weights(GaussianMixture._from_arrays(w, means, covs, density))
 
 
 def drop_zero_weights(gm: GaussianMixture) -> GaussianMixture:
@@ -307,7 +394,7 @@ def drop_zero_weights(gm: GaussianMixture) -> GaussianMixture:
     keep = np.flatnonzero(np.asarray(gm.weights) > 0)
     if keep.size == gm.n_components:
         return gm
-    return GaussianMixture.tree_unflatten(None, (gm.weights[keep], gm.means[keep], gm.covs[keep]))
+    return GaussianMixture._from_arrays(gm.weights[keep], gm.means[keep], gm.covs[keep], gm._density)
 
 
 # -- implementation -------------------------------------------------------------------------
@@ -329,7 +416,7 @@ def _validate_covs(c: np.ndarray, K: int, d: int) -> np.ndarray:
         )
     if c.ndim < 3:
         if np.any(c < 0):
-            raise ValueError(f"covs must be non-negative (variances); got min(covs)={c.min()!r}")
+            raise ValueError(f"covs must be non-negative (variances); got min(covs)={float(c.min()):g}")
         return c
     scale = max(1.0, float(np.max(np.abs(c))))
     asym = float(np.max(np.abs(c - np.swapaxes(c, 1, 2))))
@@ -355,21 +442,31 @@ def _to_full(covs, cov_type, d):
     return covs[:, None, None] * eye
 
 
-def _min_eigenvalue(covs, cov_type):
-    if cov_type == "full":
-        return jnp.linalg.eigvalsh(covs)[:, 0]
-    if cov_type == "diag":
-        return covs.min(axis=1)
-    return covs
+def _density_flag(weights, covs) -> bool:
+    """Host (numpy) check: every component of positive weight has a positive definite covariance."""
+    w = np.asarray(weights)
+    c = np.asarray(covs)
+    if c.ndim == 3:
+        lam = np.linalg.eigvalsh(c)[:, 0] if c.shape[0] else np.zeros(0)
+    elif c.ndim == 2:
+        lam = c.min(axis=1) if c.shape[1] else np.ones(c.shape[0])
+    else:
+        lam = c
+    return bool(np.all((lam > 0) | ~(w > 0)))
+
+
+def _require_x64_when_traced(x, name: str) -> None:
+    """Inside a caller's 32-bit trace, float64 code cannot be mixed in: say so, naming the argument."""
+    if not is_concrete(x) and not jax.config.jax_enable_x64:
+        raise ValueError(
+            f"{name} is traced in a 32-bit JAX program; this law computes in float64, so run the caller's "
+            "jax.jit / vmap / grad inside `with jax.enable_x64(True):`"
+        )
 
 
 def _check_key(key):
-    key = jnp.asarray(key)
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        return key
-    if key.dtype == jnp.uint32 and key.shape == (2,):
-        return key
-    raise ValueError(f"key must be a JAX PRNG key (jax.random.key(seed)); got dtype {key.dtype}, shape {key.shape}")
+    """Kept for existing callers: see :func:`hermite_limit._validation.check_key`."""
+    return check_key(key)
 
 
 # Points are processed in chunks so that the (points x components) work array stays near 32 MB.

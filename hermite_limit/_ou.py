@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import jax.numpy as jnp
+import numpy as np
 
 from ._mixture import GaussianMixture, as_mixture
 from ._precision import x64
@@ -44,9 +45,11 @@ def ou_push(dist: Any, t: Any) -> GaussianMixture:
 
 def _push(gm: GaussianMixture, t) -> GaussianMixture:
     """Unchecked push of a mixture by a scalar (possibly traced) time."""
+    # P_t p has a density when p has one or when t > 0 (known statically only for a concrete t)
+    density = True if gm._density or (isinstance(t, (int, float, np.integer, np.floating)) and t > 0) else None
     t = jnp.asarray(t, dtype=jnp.float64)
     rho2 = jnp.exp(-2.0 * t)
     added = -jnp.expm1(-2.0 * t)
     noise = jnp.eye(gm.dim) if gm.cov_type == "full" else 1.0
     covs = rho2 * gm.covs + added * noise
-    return GaussianMixture.tree_unflatten(None, (gm.weights, jnp.exp(-t) * gm.means, covs))
+    return GaussianMixture._from_arrays(gm.weights, jnp.exp(-t) * gm.means, covs, density)

@@ -13,32 +13,49 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ._validation import as_float_array, check_positive_int, check_time, _scalar
+from ._validation import (
+    FLOAT_BYTES,
+    _scalar,
+    as_float_array,
+    check_alpha,
+    check_callable,
+    check_count,
+    check_time,
+    fmt,
+)
 
 
 def rho_from_time(t: Any) -> np.ndarray:
-    """``rho = e^{-t}``: the factor by which ``P_t`` shrinks means."""
-    return np.exp(-np.asarray(t, dtype=np.float64))
+    """``rho = e^{-t}``: the factor by which ``P_t`` shrinks means (``t >= 0``, scalar or array)."""
+    return np.exp(-_times("t", t))
 
 
 def time_from_rho(rho: Any) -> np.ndarray:
     """Inverse of :func:`rho_from_time`: ``t = -log rho`` for ``rho`` in (0, 1]."""
     r = as_float_array("rho", rho)
     if np.any((r <= 0) | (r > 1)):
-        raise ValueError(f"rho must lie in (0, 1]; got rho={rho!r}")
+        raise ValueError(f"rho must lie in (0, 1]; got values in [{float(r.min()):g}, {float(r.max()):g}]")
     return -np.log(r)
 
 
 def noise_variance(t: Any) -> np.ndarray:
-    """``sigma^2 = 1 - e^{-2t}``: the variance ``P_t`` adds (computed as ``-expm1(-2t)``)."""
-    return -np.expm1(-2.0 * np.asarray(t, dtype=np.float64))
+    """``sigma^2 = 1 - e^{-2t}``: the variance ``P_t`` adds (computed as ``-expm1(-2t)``), ``t >= 0``."""
+    return -np.expm1(-2.0 * _times("t", t))
+
+
+def _times(name: str, t: Any) -> np.ndarray:
+    """OU times: a finite, non-negative scalar or array (huge times are valid: ``e^{-t}`` underflows to 0)."""
+    arr = as_float_array(name, t)
+    if np.any(arr < 0):
+        raise ValueError(f"{name} must be >= 0 (an OU time); got min({name})={float(arr.min()):g}")
+    return arr
 
 
 def time_from_noise_variance(sigma2: Any) -> np.ndarray:
     """Inverse of :func:`noise_variance`: ``t = -log(1 - sigma^2) / 2`` for sigma^2 in [0, 1)."""
     s = as_float_array("sigma2", sigma2)
     if np.any((s < 0) | (s >= 1)):
-        raise ValueError(f"sigma2 must lie in [0, 1); got sigma2={sigma2!r}")
+        raise ValueError(f"sigma2 must lie in [0, 1); got values in [{float(s.min()):g}, {float(s.max()):g}]")
     return -0.5 * np.log1p(-s)
 
 
@@ -56,13 +73,13 @@ def vp_to_ou_time(s: Any, beta_min: float = 0.1, beta_max: float = 20.0) -> np.n
     if bmin < 0 or bmax < bmin:
         raise ValueError(f"need 0 <= beta_min <= beta_max; got beta_min={bmin}, beta_max={bmax}")
     if np.any((s < 0) | (s > 1)):
-        raise ValueError(f"s must lie in [0, 1] (VP time); got s={s!r}")
+        raise ValueError(f"s must lie in [0, 1] (VP time); got values in [{float(s.min()):g}, {float(s.max()):g}]")
     return 0.5 * (bmin * s + 0.5 * (bmax - bmin) * s * s)
 
 
 def ddpm_linear_betas(n_steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> np.ndarray:
     """The DDPM linear schedule ``betas = linspace(beta_start, beta_end, n_steps)``."""
-    n = check_positive_int(n_steps, "n_steps", allow_zero=False)
+    n = check_count(n_steps, "n_steps", minimum=1, bytes_each=FLOAT_BYTES)
     b0, b1 = _scalar("beta_start", beta_start), _scalar("beta_end", beta_end)
     if not (0 < b0 < 1 and 0 < b1 < 1):
         raise ValueError(f"betas must lie in (0, 1); got beta_start={b0}, beta_end={b1}")
@@ -77,9 +94,11 @@ def ddpm_to_ou_time(betas: Any, step: Any) -> np.ndarray:
     b = as_float_array("betas", betas, ndim=1)
     if b.size == 0 or np.any((b <= 0) | (b >= 1)):
         raise ValueError("betas must be a non-empty sequence of values in (0, 1)")
+    if isinstance(step, (str, bool, float)) or step is None:
+        raise ValueError(f"step must be an integer or integer array in [0, {b.size}); got {fmt(step)}")
     k = np.asarray(step)
     if not np.issubdtype(k.dtype, np.integer) or np.any((k < 0) | (k >= b.size)):
-        raise ValueError(f"step must be an integer in [0, {b.size}); got step={step!r}")
+        raise ValueError(f"step must be an integer or integer array in [0, {b.size}); got {fmt(step)}")
     cumulative = -0.5 * np.cumsum(np.log1p(-b))
     return cumulative[k]
 
@@ -95,9 +114,14 @@ class Schedule:
     rule: Callable[[np.ndarray], np.ndarray]
 
     def times(self, n: int) -> np.ndarray:
-        n = check_positive_int(n, "n")
-        t = np.asarray(self.rule(np.arange(n, dtype=np.float64)), dtype=np.float64)
-        return _check_times(t, "schedule")
+        n = check_count(n, "n", minimum=0, bytes_each=2 * FLOAT_BYTES)
+        with np.errstate(over="ignore", under="ignore"):  # an underflow to 0 is reported below, by index
+            raw = self.rule(np.arange(n, dtype=np.float64))
+        try:
+            t = as_float_array("schedule", np.broadcast_to(raw, (n,)) if np.ndim(raw) == 0 else raw, shape=(n,))
+        except ValueError as exc:
+            raise ValueError(f"schedule {self.name} must give {n} finite real times: {exc}") from None
+        return _check_times(t, f"schedule {self.name}")
 
 
 def constant(t0: float) -> Schedule:
@@ -115,6 +139,7 @@ def power_law(t0: float, power: float = 1.0) -> Schedule:
 
 def harmonic(t0: float) -> Schedule:
     """Annealed ``t_i = t0 / (i + 1)``."""
+    t0 = check_time(t0, "t0")
     return dataclasses.replace(power_law(t0, 1.0), name=f"harmonic(t0={t0:g})")
 
 
@@ -123,7 +148,7 @@ def geometric(t0: float, ratio: float) -> Schedule:
     t0 = check_time(t0, "t0")
     r = _scalar("ratio", ratio)
     if not 0 < r <= 1:
-        raise ValueError(f"ratio must lie in (0, 1]; got ratio={r}")
+        raise ValueError(f"ratio must lie in (0, 1]; got ratio={r:g}")
     return Schedule(f"geometric(t0={t0:g}, ratio={r:g})", lambda i: t0 * r**i)
 
 
@@ -134,24 +159,33 @@ def schedule_times(schedule: Any, n: int) -> np.ndarray:
     ``i -> t_i`` (vectorised over a float array of generation indices), or a sequence of at
     least ``n`` positive times.
     """
-    n = check_positive_int(n, "n")
+    n = check_count(n, "n", minimum=0, bytes_each=2 * FLOAT_BYTES)
     if isinstance(schedule, Schedule):
         return schedule.times(n)
     if callable(schedule):
-        return Schedule("callable", schedule).times(n)
-    arr = np.asarray(schedule) if not isinstance(schedule, (int, float)) else None
-    if arr is None or arr.ndim == 0:
+        return Schedule("(the callable)", check_callable(schedule, "schedule")).times(n)
+    if schedule is None or isinstance(schedule, (str, bool, int, float, complex, np.number)):
         return np.full(n, check_time(schedule, "schedule"))
-    t = as_float_array("schedule", arr, ndim=1)
+    if np.ndim(schedule) == 0 and isinstance(schedule, (np.ndarray, jax_array_types())):
+        return np.full(n, check_time(schedule, "schedule"))
+    t = as_float_array("schedule", schedule, ndim=1)
     if t.size < n:
         raise ValueError(f"schedule has {t.size} times but n={n} generations were asked for")
     return _check_times(t[:n], "schedule")
 
 
+def jax_array_types() -> tuple:
+    import jax
+
+    return (jax.Array,)
+
+
 def _check_times(t: np.ndarray, name: str) -> np.ndarray:
-    if not np.all(np.isfinite(t)) or np.any(t <= 0):
-        bad = t[~(np.isfinite(t) & (t > 0))][0]
-        raise ValueError(f"{name} times must be finite and > 0; got {bad!r}")
+    ok = np.isfinite(t) & (t > 0)
+    if not np.all(ok):
+        i = int(np.flatnonzero(~ok)[0])
+        why = " (it underflowed: the schedule's parameters are too extreme)" if t[i] == 0 else ""
+        raise ValueError(f"{name} times must be finite and > 0; got t_{i} = {float(t[i]):g}{why}")
     return t
 
 
@@ -161,4 +195,4 @@ def half_power_order(alpha: float, t0: float) -> float:
     From ``alpha x / (1 - (1 - alpha) x) = 1/2`` with ``x = rho^m``: ``x = 1 / (1 + alpha)``, so
     ``m = ln(1 + alpha) / t0`` (about ``alpha / t0`` for small alpha).
     """
-    return math.log1p(_scalar("alpha", alpha)) / check_time(t0)
+    return math.log1p(check_alpha(alpha)) / check_time(t0)

@@ -24,14 +24,14 @@ import numpy as np
 from .._precision import x64
 from .._time import half_power_order as half_power_order  # re-exported
 from .._time import schedule_times
-from .._validation import as_float_array, check_alpha, check_time, is_concrete
+from .._validation import as_float_array, check_alpha, check_int, check_time, check_work, is_concrete
 
 
 def _orders(m: Any) -> jax.Array:
     if is_concrete(m):
         arr = as_float_array("m", m)
         if np.any(arr < 0):
-            raise ValueError(f"m (total order) must be >= 0; got min(m)={arr.min()!r}")
+            raise ValueError(f"m (total order) must be >= 0; got min(m)={float(arr.min()):g}")
     return jnp.asarray(m, dtype=jnp.float64)
 
 
@@ -121,11 +121,18 @@ def schedule_attenuation(m: Any, alpha: Any, schedule: Any, n: int) -> jax.Array
     alpha = check_alpha(alpha)
     if isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n == 0:
         return jnp.ones_like(m)
+    n = check_int(n, "n", minimum=0)
+    check_work("n", float(n) * max(int(np.size(m)), 1), detail=f"{n} generations x {np.size(m)} orders")
     times = schedule_times(schedule, n)
-    f = jnp.ones_like(m)
-    for t in times:
-        f = jnp.exp(-m * t) * (alpha + (1.0 - alpha) * f)
-    return f
+    return _schedule_factor(m, jnp.asarray(alpha, dtype=jnp.float64), jnp.asarray(times))
+
+
+@jax.jit
+def _schedule_factor(m, alpha, times):
+    def step(f, t):
+        return jnp.exp(-m * t) * (alpha + (1.0 - alpha) * f), None
+
+    return jax.lax.scan(step, jnp.ones_like(m), times)[0]
 
 
 @x64

@@ -9,9 +9,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._mixture import GaussianMixture, _check_key
+from .._mixture import GaussianMixture
 from .._precision import x64
-from .._validation import _scalar, as_float_array, check_positive_int, is_concrete
+from .._validation import (
+    FLOAT_BYTES,
+    as_float_array,
+    check_callable,
+    check_choice,
+    check_count,
+    check_covariance,
+    check_int,
+    check_key,
+    check_positive_int,
+    fmt,
+    is_concrete,
+    real_scalar,
+)
 from ._gaussian import exact_work_per_index, mixture_coefficients
 from ._indices import check_order, graded_indices, order_of_indices
 from ._polynomials import _products
@@ -71,7 +84,15 @@ class HermiteCoefficients:
 
     def coefficient(self, n) -> jax.Array:
         """``a_n`` for one multi-index ``n`` (a tuple of length d, or an int in 1-D)."""
-        n = np.atleast_1d(np.asarray(n))
+        bad = ValueError(f"n must be a multi-index (integers) of length {self.dim} with |n| <= {self.order}; got {fmt(n)}")
+        if n is None or isinstance(n, (str, bool, float, complex)):
+            raise bad
+        try:
+            n = np.atleast_1d(np.asarray(n))
+        except (TypeError, ValueError) as exc:
+            raise bad from exc
+        if not np.issubdtype(n.dtype, np.integer):
+            raise bad
         if n.shape != (self.dim,) or np.any(n < 0) or n.sum() > self.order:
             raise ValueError(f"n must be a multi-index of length {self.dim} with |n| <= {self.order}; got n={n.tolist()}")
         pos = np.flatnonzero((self.indices == n).all(axis=1))[0]
@@ -182,8 +203,7 @@ def hermite_coefficients(
     >>> [round(float(v), 12) for v in c.values]  # N(mu, 1): a_n = mu^n / sqrt(n!)
     [1.0, 1.0, 0.707106781187, 0.408248290464]
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}; got method={method!r}")
+    method = check_choice(method, "method", METHODS)
     inner = getattr(dist, "mixture", None)
     if isinstance(inner, GaussianMixture):
         dist = inner
@@ -210,7 +230,9 @@ def hermite_coefficients(
         if kind == "mixture":
             if key is None or n_samples is None:
                 raise ValueError("key and n_samples are required for method='samples' on a GaussianMixture")
-            x = dist.sample(_check_key(key), check_positive_int(n_samples, "n_samples", allow_zero=False))
+            key = check_key(key)
+            n_samples = check_count(n_samples, "n_samples", minimum=2, bytes_each=FLOAT_BYTES * (dist.dim + 2))
+            x = dist.sample(key, n_samples)
         else:
             x = _samples(dist)
         if x.shape[0] < 2:
@@ -233,11 +255,12 @@ def hermite_coefficients(
     else:
         if dim is None:
             raise ValueError("dim is required when dist is a function")
-        d = check_positive_int(dim, "dim", allow_zero=False)
+        d = check_int(dim, "dim", minimum=1, maximum=10_000)
+        _probe_function(check_callable(dist, "dist"), d, log_density)
         logp = dist if log_density else (lambda x: jnp.log(dist(x)))
-    scale = _scalar("scale", scale)
-    if scale <= 0:
-        raise ValueError(f"scale must be > 0; got scale={scale}")
+    # Decision: the rule's spread is at most _MAX_SCALE standard deviations of the law; wider rules
+    # put every node where the density underflows, so they are refused naming the limit.
+    scale = real_scalar("scale", scale, low=0.0, low_open=True, high=_MAX_SCALE)
     seed = check_positive_int(seed, "seed")
     n_random = check_positive_int(n_random, "n_random", allow_zero=False)
     if d > 3 and n_random < 2:
@@ -254,14 +277,33 @@ def hermite_coefficients(
         m0, c0 = pilot_moments(logp, d, seed)
         mean = m0 if mean is None else mean
         cov = c0 if cov is None else cov
-    mean = jnp.asarray(as_float_array("mean", mean, ndim=1) if is_concrete(mean) else mean)
-    cov = jnp.asarray(as_float_array("cov", cov, ndim=2) if is_concrete(cov) else cov)
+    mean = jnp.asarray(as_float_array("mean", mean, shape=(d,)) if is_concrete(mean) else mean)
+    cov = jnp.asarray(check_covariance("cov", cov, d, definite=True) if is_concrete(cov) else cov)
     if mean.shape != (d,) or cov.shape != (d, d):
         raise ValueError(f"mean must have shape ({d},) and cov ({d}, {d}); got {mean.shape} and {cov.shape}")
     values, errors = quadrature_coefficients(logp, d, order, mean, cov, scale, n_nodes, log2_points, n_random, seed)
     if is_concrete(values) and not bool(jnp.all(jnp.isfinite(values))):
         raise ValueError("dist: the quadrature produced non-finite values; check the density, or pass mean/cov/scale")
     return HermiteCoefficients(values, errors, order, d, "quadrature")
+
+
+_MAX_SCALE = 1e3
+
+
+def _probe_function(f, d: int, log_density: bool) -> None:
+    """Evaluate a user density once at the origin: it must return a real scalar that is not NaN."""
+    try:
+        out = f(jnp.zeros(d))
+    except Exception as exc:  # any failure of the user's function is reported against it
+        raise ValueError(f"dist must be a function of one point x of shape ({d},); calling it failed: {exc}") from exc
+    try:
+        val = np.asarray(out, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"dist must return a real number; got {fmt(out)}") from exc
+    if val.shape != ():
+        raise ValueError(f"dist must return a scalar ({'log p(x)' if log_density else 'p(x)'}); got shape {val.shape}")
+    if np.isnan(val) or val == np.inf:
+        raise ValueError(f"dist returned {float(val):g} at x = 0; a (log-)density must be a number there")
 
 
 def _samples(x) -> jax.Array:

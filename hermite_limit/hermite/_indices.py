@@ -13,11 +13,17 @@ import math
 
 import numpy as np
 
-from .._validation import check_positive_int
+from .._validation import (
+    FLOAT_BYTES,
+    MEMORY_BUDGET_BYTES,
+    PY_ITERATION_COST,
+    check_int,
+    check_work,
+)
 
-# Largest number of float64 elements (multi-indices x work per index) we agree to touch: 2^27
-# elements is 1 GiB per array.
-MAX_ELEMENTS = 2**27
+# Largest number of float64 elements (multi-indices x work per index) we agree to touch: a quarter
+# of the library's memory budget per array (the index tables hold several arrays of that size).
+MAX_ELEMENTS = MEMORY_BUDGET_BYTES // (4 * FLOAT_BYTES)
 
 
 def n_indices(order: int, dim: int) -> int:
@@ -27,31 +33,44 @@ def n_indices(order: int, dim: int) -> int:
 
 def check_order(order, dim: int, work_per_index: float = 1.0, *, name: str = "order") -> int:
     """Validate ``order`` and refuse it, before any work, when it would not fit in memory."""
-    order = check_positive_int(order, name)
-    # Cheap upper bound first so that absurd orders never reach math.comb on huge numbers.
-    if order > 100_000:
-        raise ValueError(f"{name}={order} is far too large (at most 100000 in any dimension)")
+    order = check_int(order, name, minimum=0)
+    dim = check_int(dim, "dim", minimum=1)
+    # Time first (one Python-level step per level), so absurd orders never reach math.comb on huge numbers.
+    check_work(name, float(order) * PY_ITERATION_COST, detail=f"{name}={order}: one table level per order")
+    if dim > MAX_ELEMENTS:
+        raise ValueError(f"dim={dim} is too large: more than {MAX_ELEMENTS:,} coordinates per multi-index")
     M = n_indices(order, dim)
     need = M * max(float(work_per_index), 1.0)
     if need > MAX_ELEMENTS:
         raise ValueError(
             f"{name}={order} in d={dim} gives {M:,} multi-indices x {work_per_index:,.0f} work each "
-            f"= {need:.3g} float64 elements, more than the limit {MAX_ELEMENTS:,} (1 GiB); "
+            f"= {need:.3g} float64 elements ({need * FLOAT_BYTES / 2**30:.3g} GiB), more than the limit "
+            f"{MAX_ELEMENTS:,} ({MAX_ELEMENTS * FLOAT_BYTES / 2**30:g} GiB, a quarter of the memory budget); "
             f"lower {name} (or use hl.energy_spectrum for per-order energies in high dimension)"
         )
     return order
 
 
-@functools.lru_cache(maxsize=128)
 def graded_indices(order: int, dim: int) -> np.ndarray:
-    """All multi-indices with ``|n| <= order`` as an (M, d) int64 array, graded order."""
+    """All multi-indices with ``|n| <= order`` as an (M, d) int64 array, graded order.
+
+    ``order >= 0`` and ``dim >= 1`` are integers; requests with more than ``MAX_ELEMENTS``
+    entries are refused before any work.
+    """
+    dim = check_int(dim, "dim", minimum=1)
+    order = check_order(order, dim, dim)
+    return _graded_indices(order, dim)
+
+
+@functools.lru_cache(maxsize=128)
+def _graded_indices(order: int, dim: int) -> np.ndarray:
     return _tables(order, dim)["indices"]
 
 
 @functools.lru_cache(maxsize=128)
 def order_of_indices(order: int, dim: int) -> np.ndarray:
     """Total order ``|n|`` of each row of :func:`graded_indices`."""
-    return graded_indices(order, dim).sum(axis=1)
+    return _graded_indices(order, dim).sum(axis=1)
 
 
 @functools.lru_cache(maxsize=64)

@@ -15,6 +15,7 @@ which never forms ``n!`` and is accurate to a few ulps times ``n`` for the order
 from __future__ import annotations
 
 import functools
+import numbers
 import math
 from typing import Any
 
@@ -25,7 +26,7 @@ from scipy.linalg import eigvalsh_tridiagonal
 from scipy.special import logsumexp
 
 from .._precision import x64
-from .._validation import as_float_array, check_positive_int, is_concrete
+from .._validation import FLOAT_BYTES, as_float_array, check_memory, check_positive_int, fmt, is_concrete
 from ._indices import check_order
 
 # Gauss-Hermite rules larger than this are refused (the Jacobi matrix is dense n x n).
@@ -63,6 +64,7 @@ def hermite_polynomials(x: Any, order: int) -> jax.Array:
     order = check_order(order, 1)
     if is_concrete(x):
         x = as_float_array("x", x)
+    check_memory("order", FLOAT_BYTES * float(np.size(x)) * (order + 1), detail=f"{np.size(x)} points x {order + 1} degrees")
     return _polynomials(jnp.asarray(x, dtype=jnp.float64), order)
 
 
@@ -96,14 +98,23 @@ def hermite_products(x: Any, indices: Any) -> jax.Array:
     -------
     jax.Array, shape ``(..., M)``.
     """
-    idx = np.asarray(indices)
-    if idx.ndim != 2 or not np.issubdtype(idx.dtype, np.integer) or np.any(idx < 0):
-        raise ValueError(f"indices must be an (M, d) array of non-negative integers; got shape {idx.shape}")
+    if indices is None or isinstance(indices, (str, bool, numbers.Number)):
+        raise ValueError(f"indices must be an (M, d) array of non-negative integers; got {fmt(indices)}")
+    try:
+        idx = np.asarray(indices)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValueError("indices must be an (M, d) array of non-negative integers") from exc
+    if idx.ndim != 2 or idx.shape[1] == 0 or not np.issubdtype(idx.dtype, np.integer) or np.any(idx < 0):
+        raise ValueError(f"indices must be an (M, d) array of non-negative integers; got {fmt(idx)}")
+    check_order(int(idx.max(initial=0)), 1, name="indices")
     if is_concrete(x):
         x = as_float_array("x", x)
     x = jnp.asarray(x, dtype=jnp.float64)
     if x.ndim == 0 or x.shape[-1] != idx.shape[1]:
         raise ValueError(f"x must have trailing dimension d={idx.shape[1]} to match indices; got shape {x.shape}")
+    n_points = float(np.prod(x.shape[:-1]))
+    check_memory("indices", FLOAT_BYTES * n_points * max(idx.shape[0], idx.shape[1] * (int(idx.max(initial=0)) + 1)),
+                 detail=f"{n_points:.0f} points x {idx.shape[0]} multi-indices")
     return _products(x, idx, int(idx.max(initial=0)))
 
 

@@ -54,7 +54,7 @@ import numpy as np
 
 from .._mixture import GaussianMixture
 from .._precision import x64
-from .._validation import as_float_array, check_positive_int, is_concrete
+from .._validation import FLOAT_BYTES, as_float_array, check_choice, check_memory, check_positive_int, is_concrete
 from ._indices import MAX_ELEMENTS
 
 EPS = float(np.finfo(np.float64).eps)
@@ -125,8 +125,7 @@ def energy_spectrum(dist: Any, order: int, *, method: str = "auto", block: int |
     >>> [round(float(e), 12) for e in s.energies]  # N(mu, I): E_m = |mu|^{2m} / m!
     [1.0, 1.0, 0.5, 0.166666666667]
     """
-    if method not in ("auto", "exact", "samples"):
-        raise ValueError(f"method must be one of ('auto', 'exact', 'samples'); got method={method!r}")
+    method = check_choice(method, "method", ("auto", "exact", "samples"))
     order = check_positive_int(order, "order")
     if order > MAX_ORDER:
         raise ValueError(f"order must be <= {MAX_ORDER} for energy_spectrum; got order={order}")
@@ -172,7 +171,9 @@ def energy_spectrum(dist: Any, order: int, *, method: str = "auto", block: int |
 
 def _block(N: int, order: int, block: int | None) -> int:
     if block is not None:
-        return check_positive_int(block, "block", allow_zero=False)
+        blk = min(check_positive_int(block, "block", allow_zero=False), N)
+        check_memory("block", FLOAT_BYTES * 4.0 * blk * N * (order + 1), detail=f"{blk} rows x {N} columns x {order + 1} orders")
+        return blk
     return int(max(1, min(N, (2**22) // max(1, N * (order + 1)))))
 
 
