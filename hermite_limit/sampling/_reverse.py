@@ -276,7 +276,7 @@ def check_field(f, name: str, d: int, t, gm: GaussianMixture | None = None):
 
 def law_scale(gm: GaussianMixture, t) -> float | None:
     """Root mean square ``sqrt(E|X|^2)`` of ``P_t q`` (None when not concrete)."""
-    if not (is_concrete(t) and is_concrete(gm.means) and is_concrete(gm.covs)):
+    if not (_outside_traces() and is_concrete(t) and is_concrete(gm.means) and is_concrete(gm.covs)):
         return None
     rho2 = float(np.exp(-2.0 * float(t)))
     second = float(np.trace(np.asarray(gm.cov())) + np.sum(np.asarray(gm.mean()) ** 2))
