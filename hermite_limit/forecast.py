@@ -263,7 +263,7 @@ def _check_order(order: Any, data: GaussianMixture, *, minimum: int) -> int:
 def _as_data(data: Any) -> GaussianMixture:
     if isinstance(data, GaussianMixture) or isinstance(getattr(data, "mixture", None), GaussianMixture):
         return as_mixture(data, "data")
-    return empirical(data)
+    return empirical(as_float_array("data", data, ndim=2))
 
 
 def _gelbrich(data: GaussianMixture, F: np.ndarray) -> np.ndarray:

@@ -176,7 +176,7 @@ def gaussian_output_moments(
     C_T, mu_T = C_mu(T)
     ml0, Sl0 = (mu_T, C_T) if init == "exact" else (np.zeros(d), eye)
     z0 = np.concatenate([mu_T, C_T.ravel(), ml0, Sl0.ravel(), [0.0, 0.0]])
-    culprit = "A" if A is not None else ("b" if b is not None else "cov")
+    culprit = " / ".join(name for name, v in (("A", A), ("b", b)) if v is not None) or "cov"
     try:
         with np.errstate(over="ignore", invalid="ignore"):
             sol = scipy.integrate.solve_ivp(rhs, (0.0, T - t0), z0, method="DOP853", rtol=rtol, atol=atol)
