@@ -66,6 +66,7 @@ class Trajectory:
 
 def principal_axis(gm: GaussianMixture) -> np.ndarray:
     """Unit eigenvector of the largest eigenvalue of the mixture covariance."""
+    gm = as_mixture(gm, "gm")
     lam, V = np.linalg.eigh(np.asarray(gm.cov()))
     return V[:, -1]
 

@@ -44,8 +44,13 @@ class MixtureScore(eqx.Module):
     """The exact score ``s(x, t) = grad_x log (P_t q)(x)`` of a Gaussian mixture ``q``.
 
     A pytree (so it can be passed into ``jit`` without recompiling when its values change) and a
-    callable ``s(x, t)``: ``x`` of shape (n, d) or (d,), ``t > 0`` a scalar (may be traced).
-    Build it with :func:`mixture_score`.
+    callable ``s(x, t)``: ``x`` of shape (n, d) or (d,), ``t >= 0`` a scalar (may be traced; ``t > 0`` when
+    ``q`` has point masses or singular covariances). Build it with :func:`mixture_score`.
+
+    Eager calls check ``x`` (finite, trailing dimension ``d``) and ``t`` (finite, ``>= 0``) and refuse a
+    non-finite result (``ValueError`` naming ``x`` or ``t``): the score is computed whenever the squared
+    distance to the components over their variance at time ``t`` stays below about 1e300 (e.g. ``|x|`` up
+    to about 1e150 for unit variances). Inside a caller's ``jit`` / ``vmap`` / ``grad`` nothing is checked.
     """
 
     log_weights: jax.Array  # (K,)
