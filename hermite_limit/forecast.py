@@ -179,7 +179,7 @@ def forecast(data: Any, alpha: float, t0: float, generations: int, budget: float
 
     Parameters
     ----------
-    data : GaussianMixture, result with ``.mixture``, or samples (N, d) (taken as their empirical law)
+    data : GaussianMixture, result with ``.mixture``, or samples (N, d) or (N,) (taken as their empirical law)
     alpha : float in [0, 1]; t0 : float > 0
     generations : int in [1, MAX_GENERATIONS]; when the exact W2 on PC 1 is computed (data of at most
         ``MAX_COMPONENTS_FOR_W2`` components) also within ``trajectory.MAX_TOTAL_COMPONENTS`` components built
@@ -263,7 +263,10 @@ def _check_order(order: Any, data: GaussianMixture, *, minimum: int) -> int:
 def _as_data(data: Any) -> GaussianMixture:
     if isinstance(data, GaussianMixture) or isinstance(getattr(data, "mixture", None), GaussianMixture):
         return as_mixture(data, "data")
-    return empirical(as_float_array("data", data, ndim=2))
+    x = as_float_array("data", data, ndim=(1, 2))
+    if x.shape[0] == 0 or (x.ndim == 2 and x.shape[1] == 0):
+        raise ValueError(f"data must hold at least one sample of dimension >= 1; got shape {x.shape}")
+    return empirical(x)
 
 
 def _gelbrich(data: GaussianMixture, F: np.ndarray) -> np.ndarray:
