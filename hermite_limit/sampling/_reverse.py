@@ -136,6 +136,12 @@ def reverse_sample(
     With several JAX devices the particle axis is sharded over a 1-D mesh (``NamedSharding``); results
     equal the single-device ones. Parameters ``t0``, ``T`` are traced: sweeps over them do not recompile.
 
+    Checks (``ValueError`` / ``TypeError`` naming the argument, before compiling): ``key`` one PRNG key;
+    ``n`` within the memory budget (``LIVE_ARRAYS`` arrays of ``n x d`` floats); ``n_steps <= MAX_STEPS``
+    and ``n d n_steps <= MAX_ELEMENT_STEPS``; ``score`` / ``score_error`` called once on two points at ``T``
+    (finite, shape of ``x``). Particles that come out non-finite, or beyond ``DIVERGED_FACTOR`` times the
+    scale of ``P_t0 q`` (steps too long for the explicit scheme), raise naming ``n_steps``.
+
     Examples
     --------
     >>> import jax, hermite_limit as hl
