@@ -289,6 +289,17 @@ class PushedCopies:
         return PushedCopies.tree_unflatten(None, (self.points, self.point_weights, self.rho * r, r * r * self.var + add, self.term_weights))
 
     # -- Hermite coefficients ---------------------------------------------------------------
+    def is_ou_push(self) -> bool:
+        """True when every term is an OU push of the points (``c_k = 1 - rho_k^2``, to 1e-14)."""
+        rho, c = np.asarray(self.rho), np.asarray(self.var)
+        return bool(np.all(np.abs(c - (1.0 - rho * rho)) <= 1e-14))
+
+    def term_sums(self, order: int) -> np.ndarray:
+        """``sum_k w_k rho_k^m`` for ``m = 0..order``: the filter applied to the points' mode ``m``."""
+        rho, w = np.asarray(self.rho), np.asarray(self.term_weights)
+        return np.array([np.sum(w * rho**m) for m in range(order + 1)])
+
+
     @x64
     def hermite_coefficients(self, order: int):
         """Exact Hermite coefficients ``a_n = E[h_n(Y)]`` for ``|n| <= order`` (graded order).

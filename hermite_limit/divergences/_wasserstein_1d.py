@@ -45,7 +45,7 @@ _RADIUS = 0.125  # |rho delta / s| bound within a cluster
 _Z_SERIES = 20.0  # beyond this |z| a cluster is taken at its centre
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 _GRID = 1024  # points of the table that starts the quantile solves
-_BLOCK = 2**20  # (points x pseudo-components) elements per evaluation block
+_BLOCK = 2**17  # (points x pseudo-components) elements per evaluation block (cache-sized)
 
 
 def w2_1d(p: Any, q: Any, *, n_panels: int = 96) -> Estimate:
@@ -184,17 +184,23 @@ def _chunks(n: int, C: int):
 
 
 def _hermite_sums(z, coef, offset: int):
-    """``sum_{p >= offset} coef[:, p] He_{p - offset}(z)`` for ``|z| <= 20`` (0 beyond), shape of ``z``."""
+    """``sum_{p >= offset} coef[:, p] He_{p - offset}(z)`` for ``|z| <= 20`` (0 beyond), shape of ``z``.
+
+    Clenshaw's recurrence for ``He_{k+1} = z He_k - k He_{k-1}``: ``b_k = c_k + z b_{k+1} - (k+1) b_{k+2}``,
+    the sum is ``b_0``.
+    """
     P = coef.shape[1] - 1
-    out = np.zeros_like(z)
     if P < offset:
-        return out
-    zs = np.where(np.abs(z) <= _Z_SERIES, z, 0.0)
-    h_prev, h = np.ones_like(z), zs  # He_0, He_1
-    for n in range(0, P - offset + 1):
-        out += coef[:, n + offset] * h_prev
-        h_prev, h = h, zs * h - (n + 1) * h_prev
-    return np.where(np.abs(z) <= _Z_SERIES, out, 0.0)
+        return np.zeros_like(z)
+    inside = np.abs(z) <= _Z_SERIES
+    zs = np.where(inside, z, 0.0)
+    b1, b2, tmp = np.zeros_like(z), np.zeros_like(z), np.empty_like(z)
+    for k in range(P - offset, -1, -1):
+        np.multiply(zs, b1, out=tmp)
+        tmp -= (k + 1) * b2
+        tmp += coef[:, k + offset]
+        b2, b1, tmp = b1, tmp, b2
+    return np.where(inside, b1, 0.0)
 
 
 def _signed_lse(a, b):

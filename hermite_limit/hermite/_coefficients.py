@@ -184,6 +184,10 @@ def hermite_coefficients(
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}; got method={method!r}")
+    from .._pushed import as_pushed, is_pushed
+
+    if is_pushed(dist) and method in ("auto", "exact"):
+        return as_pushed(dist).hermite_coefficients(order)  # structured law: never expanded
     inner = getattr(dist, "mixture", None)
     if isinstance(inner, GaussianMixture):
         dist = inner
