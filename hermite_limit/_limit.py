@@ -408,7 +408,8 @@ def _assemble(terms, stationary_mass: float, stationary_var: float = 1.0):
         c = np.concatenate([c[keep], np.broadcast_to(target, (1,) + c.shape[1:])])
     keep = w > 0
     w, m, c = w[keep], m[keep], c[keep]
-    mixture = GaussianMixture.tree_unflatten(None, (jnp.asarray(w / w.sum()), jnp.asarray(m), jnp.asarray(c)))
+    # device_put, not jnp.asarray: the latter compiles a conversion for every new shape (~40 ms each)
+    mixture = GaussianMixture.tree_unflatten(None, (jax.device_put(w / w.sum()), jax.device_put(m), jax.device_put(c)))
     return mixture, merged
 
 
@@ -434,7 +435,7 @@ def _pushed(gm: GaussianMixture, rho, c, w, stationary_mass: float, stationary_v
     if mass > 0:
         rho, c, w = np.append(rho, 0.0), np.append(c, stationary_var), np.append(w, mass)
     law = PushedCopies.tree_unflatten(
-        None, (gm.means, gm.weights, jnp.asarray(rho), jnp.asarray(c), jnp.asarray(w / w.sum()))
+        None, (gm.means, gm.weights, jax.device_put(rho), jax.device_put(c), jax.device_put(w / w.sum()))
     )
     return law, merged
 

@@ -116,7 +116,7 @@ class PushedCopies:
         if v.shape != (N,):
             raise ValueError(f"point_weights must have shape ({N},) to match points; got {v.shape}")
         v = _probabilities("point_weights", v)
-        self._set(jnp.asarray(x), jnp.asarray(v), jnp.asarray(rho), jnp.asarray(var), jnp.asarray(w))
+        self._set(*(jax.device_put(a) for a in (x, v, rho, var, w)))  # no per-shape conversion compile
 
     def _set(self, x, v, rho, var, w):
         for name, value in (("points", x), ("point_weights", v), ("rho", rho), ("var", var), ("term_weights", w)):
@@ -207,7 +207,7 @@ class PushedCopies:
         wt, m, cv = np.concatenate(weights), np.concatenate(means), np.concatenate(covs)
         keep = wt > 0
         wt, m, cv = wt[keep], m[keep], cv[keep]
-        return GaussianMixture.tree_unflatten(None, (jnp.asarray(wt / wt.sum()), jnp.asarray(m), jnp.asarray(cv)))
+        return GaussianMixture.tree_unflatten(None, (jax.device_put(wt / wt.sum()), jax.device_put(m), jax.device_put(cv)))
 
     # -- moments ----------------------------------------------------------------------------
     @x64
@@ -515,4 +515,4 @@ def _hermite_values(law: PushedCopies, order: int):
     mag = np.bincount(rows_n, weights=np.abs(coef) * abs_np[rows_src], minlength=M)
     eps = np.finfo(np.float64).eps
     errors = 4.0 * eps * (idx.sum(axis=1) + 2.0) * mag
-    return jnp.asarray(values), jnp.asarray(errors)
+    return jax.device_put(values), jax.device_put(errors)
