@@ -175,14 +175,18 @@ def limit_distribution(
         stationary = GaussianMixture([1.0], np.zeros((1, gm.dim)), [c_inf]).as_cov_type(gm.cov_type)
         return LimitDistribution(stationary, alpha, t0, 0, 0.0, 0.0, 0)
     J = 1 if alpha == 1.0 else max(1, math.ceil(math.log(tol) / math.log1p(-alpha)))
+    points = _is_point_set(gm)
+    if points and J + 1 > _MAX_COMPONENTS:
+        raise ValueError(f"the requested law needs {J + 1:,} series terms (more than {_MAX_COMPONENTS:,}); raise tol or alpha")
+    if not points:
+        _check_size((J + 1) * gm.n_components, gm)
     k = np.arange(1, J + 1, dtype=np.float64)
     weights = alpha * (1.0 - alpha) ** (k - 1)
     tail = (1.0 - alpha) ** J
     rho_k, c_k = np.exp(-k * t0), -c_inf * np.expm1(-2.0 * k * t0)
-    if _is_point_set(gm):
+    if points:
         mixture, merged = _pushed(gm, rho_k, c_k, weights, tail, c_inf)
     else:
-        _check_size((J + 1) * gm.n_components, gm)
         mixture, merged = _assemble([(gm, rho_k, c_k, weights)], tail, c_inf)
     # W2^2(term k, N(0, c_inf I)) <= rho^{2k} (E|X|^2 + d c_inf) (couple rho^k X + sqrt(c_k) Z with sqrt(c_inf) Z)
     q = (1.0 - alpha) * rho * rho
