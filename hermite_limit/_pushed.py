@@ -243,15 +243,22 @@ class PushedCopies:
         -----
         ``log p(y) = logsumexp_{k,j} [log w_k + log v_j - |y - rho_k x_j|^2 / (2 c_k) - d log(2 pi c_k) / 2]``,
         with ``|y - rho_k x_j|^2`` expanded around the term's mean ``rho_k mu`` (``mu`` the points' mean)
-        so that the rounding of the expansion stays small beside the distance itself.
+        so that the rounding of the expansion stays small beside the distance itself. In one dimension with
+        at least 50,000 (point, term) pairs (and concrete inputs) the points of each term are grouped in
+        clusters and each cluster's density summed by its Taylor series (truncation below 1e-18 relative;
+        see ``hermite_limit.divergences._wasserstein_1d``): the cost no longer grows with ``N``.
         """
         y, batch = self._query(x, "x")
+        if _use_series(self, y):
+            return _series_1d(self, y, score=False).reshape(batch)
         return _logpdf(self, y).reshape(batch)
 
     @x64
     def score(self, x: Any) -> jax.Array:
         """Score ``grad log p(y) = sum_{k,j} r_kj(y) (rho_k x_j - y) / c_k`` (responsibilities ``r``), (..., d)."""
         y, batch = self._query(x, "x")
+        if _use_series(self, y):
+            return _series_1d(self, y, score=True).reshape(batch + (1,))
         return _score(self, y).reshape(batch + (self.dim,))
 
     @x64
@@ -342,6 +349,29 @@ class PushedCopies:
             )
         batch = x.shape[:-1]
         return x.reshape(-1, d), batch
+
+
+# One-dimensional laws with more than this many (points x terms) pairs are evaluated by the cluster series.
+_SERIES_MIN_PAIRS = 50_000
+
+
+def _use_series(law: PushedCopies, y) -> bool:
+    arrays = (y, law.points, law.point_weights, law.rho, law.var, law.term_weights)
+    return law.dim == 1 and law.n_points * law.n_terms >= _SERIES_MIN_PAIRS and all(is_concrete(a) for a in arrays)
+
+
+def _series_1d(law: PushedCopies, y: jax.Array, score: bool) -> jax.Array:
+    """``log p`` or the score of a 1-D law by the cluster Taylor series (cost independent of ``N``; see
+    ``hermite_limit.divergences._wasserstein_1d``); points far from every cluster are evaluated directly."""
+    from .divergences._wasserstein_1d import density_1d
+
+    yy = np.asarray(y, dtype=np.float64)[:, 0]
+    logp, sc, far = density_1d(law, yy, score)
+    out = sc if score else logp
+    if far.any():
+        direct = (_score if score else _logpdf)(law, jnp.asarray(yy[far])[:, None])
+        out[far] = np.asarray(direct).reshape(-1)
+    return jax.device_put(out)
 
 
 def _probabilities(name: str, w: np.ndarray) -> np.ndarray:
