@@ -193,3 +193,30 @@ def test_quadrature_divergences_on_structured_laws(kind):
     fast, slow = f(g, lim), f(g.mixture, lim.mixture)  # the explicit path is checked against scipy elsewhere
     assert abs(fast.value - slow.value) <= 1e-12 * slow.value + 1e-15
     assert fast.error < 1e-3 * fast.value
+
+
+def test_one_dimensional_series_density_and_score():
+    # 1500 points x 41 terms >= 50,000 pairs: logpdf and score go through the cluster series
+    rng = np.random.default_rng(12)
+    lim = hl.limit_distribution(hl.empirical(np.concatenate([rng.normal(-2, 0.5, 750), rng.normal(1.5, 0.7, 750)])), 0.5, 0.1)
+    assert lim.law.n_points * lim.law.n_terms >= 50_000
+    y = np.concatenate([np.linspace(-7, 7, 61), [35.0, -50.0]])  # the last two are evaluated directly
+    gm = lim.mixture
+    _assert_log_close(lim.logpdf(y), gm.logpdf(y), 1e-13)
+    s, ref = np.asarray(lim.score(y)), np.asarray(gm.score(y))
+    np.testing.assert_array_less(np.abs(s - ref), 1e-12 * np.maximum(1.0, np.abs(ref)))
+
+
+def test_w2_many_atoms_interpolated_edges_equal_solved_edges(monkeypatch):
+    import hermite_limit.divergences._wasserstein_1d as W
+
+    rng = np.random.default_rng(13)
+    data = hl.empirical(rng.standard_normal(3000) * 1.3)
+    lim = hl.limit_distribution(data, 0.5, 0.1)
+    mix = hl.GaussianMixture([0.4, 0.6], [[-1.0], [2.0]], [0.3, 1.2])
+    fast = [hl.w2_1d(lim, data), hl.w2_1d(data, mix)]
+    monkeypatch.setattr(W, "_MANY_ATOMS", 10**9)  # the per-edge Newton solve (tested against scipy above)
+    slow = [hl.w2_1d(lim, data), hl.w2_1d(data, mix)]
+    for a, b in zip(fast, slow):
+        assert abs(a.value - b.value) <= 1e-12 * b.value
+        assert abs(a.value - b.value) <= a.error + b.error
