@@ -279,7 +279,10 @@ def generation(
     p0 = gm if init is None else as_mixture(init, "init")
     if p0.dim != gm.dim:
         raise ValueError(f"init has dimension {p0.dim} but data has dimension {gm.dim}")
-    data_terms, init_terms = _recursion_terms(times, alpha, scheme, h2)
+    if scheme == "fresh" and h2 == 0.0 and n > 0 and np.all(times == times[0]):
+        data_terms, init_terms = _constant_terms(float(times[0]), alpha, n)
+    else:
+        data_terms, init_terms = _recursion_terms(times, alpha, scheme, h2)
     if n > 0 and init is None and _is_point_set(gm):
         # p_0 = p_data: both sources are the same points, so every term is a pushed copy of them
         rho, c, w = (np.concatenate([a, b]) for a, b in zip(data_terms, init_terms))
@@ -355,6 +358,16 @@ def _recursion_terms(times: np.ndarray, alpha, scheme: str, h2: float = 0.0):
     return history[-1]
 
 
+def _constant_terms(t0: float, alpha: float, n: int):
+    """The closed form of :func:`_recursion_terms` for a constant time and the ``fresh`` scheme, without the loop:
+    data terms ``(rho^k, 1 - rho^{2k}, alpha (1-alpha)^{k-1})``, ``k = 1..n``, and the init term
+    ``(rho^n, 1 - rho^{2n}, (1-alpha)^n)`` (sorted and zero weights dropped as the recursion does)."""
+    k = np.arange(1, n + 1, dtype=np.float64)
+    data = _merge_terms(np.exp(-k * t0), -np.expm1(-2.0 * k * t0), alpha * (1.0 - alpha) ** (k - 1))
+    init = _merge_terms(np.array([math.exp(-n * t0)]), np.array([-math.expm1(-2.0 * n * t0)]), np.array([(1.0 - alpha) ** n]))
+    return data, init
+
+
 def _scale(terms, factor):
     rho, c, w = terms
     return rho, c, w * factor
@@ -413,7 +426,7 @@ def _assemble(terms, stationary_mass: float, stationary_var: float = 1.0):
     keep = w > 0
     w, m, c = w[keep], m[keep], c[keep]
     # device_put, not jnp.asarray: the latter compiles a conversion for every new shape (~40 ms each)
-    mixture = GaussianMixture.tree_unflatten(None, (jax.device_put(w / w.sum()), jax.device_put(m), jax.device_put(c)))
+    mixture = GaussianMixture.tree_unflatten(None, jax.device_put((w / w.sum(), m, c)))  # one transfer for the three
     return mixture, merged
 
 
@@ -439,7 +452,7 @@ def _pushed(gm: GaussianMixture, rho, c, w, stationary_mass: float, stationary_v
     if mass > 0:
         rho, c, w = np.append(rho, 0.0), np.append(c, stationary_var), np.append(w, mass)
     law = PushedCopies.tree_unflatten(
-        None, (gm.means, gm.weights, jax.device_put(rho), jax.device_put(c), jax.device_put(w / w.sum()))
+        None, (gm.means, gm.weights, *jax.device_put((rho, c, w / w.sum())))
     )
     return law, merged
 

@@ -116,7 +116,7 @@ class PushedCopies:
         if v.shape != (N,):
             raise ValueError(f"point_weights must have shape ({N},) to match points; got {v.shape}")
         v = _probabilities("point_weights", v)
-        self._set(*(jax.device_put(a) for a in (x, v, rho, var, w)))  # no per-shape conversion compile
+        self._set(*jax.device_put((x, v, rho, var, w)))  # device_put: no per-shape conversion compile
 
     def _set(self, x, v, rho, var, w):
         for name, value in (("points", x), ("point_weights", v), ("rho", rho), ("var", var), ("term_weights", w)):
@@ -207,7 +207,7 @@ class PushedCopies:
         wt, m, cv = np.concatenate(weights), np.concatenate(means), np.concatenate(covs)
         keep = wt > 0
         wt, m, cv = wt[keep], m[keep], cv[keep]
-        return GaussianMixture.tree_unflatten(None, (jax.device_put(wt / wt.sum()), jax.device_put(m), jax.device_put(cv)))
+        return GaussianMixture.tree_unflatten(None, jax.device_put((wt / wt.sum(), m, cv)))
 
     # -- moments ----------------------------------------------------------------------------
     @x64
