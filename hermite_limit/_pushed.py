@@ -244,7 +244,7 @@ class PushedCopies:
         ``log p(y) = logsumexp_{k,j} [log w_k + log v_j - |y - rho_k x_j|^2 / (2 c_k) - d log(2 pi c_k) / 2]``,
         with ``|y - rho_k x_j|^2`` expanded around the term's mean ``rho_k mu`` (``mu`` the points' mean)
         so that the rounding of the expansion stays small beside the distance itself. In one dimension with
-        at least 50,000 (point, term) pairs (and concrete inputs) the points of each term are grouped in
+        at least 10,000 (point, term) pairs (and concrete inputs) the points of each term are grouped in
         clusters and each cluster's density summed by its Taylor series (truncation below 1e-18 relative;
         see ``hermite_limit.divergences._wasserstein_1d``): the cost no longer grows with ``N``.
         """
@@ -352,7 +352,7 @@ class PushedCopies:
 
 
 # One-dimensional laws with more than this many (points x terms) pairs are evaluated by the cluster series.
-_SERIES_MIN_PAIRS = 50_000
+_SERIES_MIN_PAIRS = 10_000
 
 
 def _use_series(law: PushedCopies, y) -> bool:
