@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from ._mixture import mix as mix
     from ._mixture import standard_normal as standard_normal
     from ._ou import ou_push as ou_push
+    from ._pushed import PushedCopies as PushedCopies
     from ._time import Schedule as Schedule
     from ._time import constant as constant
     from ._time import ddpm_linear_betas as ddpm_linear_betas
