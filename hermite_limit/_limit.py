@@ -314,8 +314,6 @@ def _resolve_alpha(alpha, synthetic_fraction):
         return 1.0 - check_alpha(synthetic_fraction, "synthetic_fraction")
     if alpha is None:
         raise ValueError("alpha (fresh-data fraction in [0, 1]) is required")
-    if not isinstance(alpha, (int, float, np.floating, np.integer)) and jnp.ndim(alpha) != 0:
-        raise ValueError(f"alpha must be a scalar; got shape {jnp.shape(alpha)}")
     if isinstance(alpha, jax.core.Tracer):
         raise ValueError("alpha must be concrete here (the number of terms depends on it); call outside jit")
     return check_alpha(alpha)
