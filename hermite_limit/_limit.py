@@ -24,7 +24,7 @@ from ._mixture import COV_TYPES, GaussianMixture, as_mixture
 from ._pushed import PushedCopies
 from ._precision import x64
 from ._time import schedule_times
-from ._validation import PY_ITERATION_COST, check_alpha, check_positive_int, check_time, check_tolerance, check_work, is_concrete
+from ._validation import PY_ITERATION_COST, check_alpha, check_positive_int, check_time, check_tolerance, check_work, format_bytes, is_concrete
 
 SCHEMES = ("fresh", "replace", "accumulate")
 # A pushed copy P_T p is stored as N(0, I) once rho_T * scale < 2^-60: its means are then below
@@ -469,13 +469,18 @@ def _second_moment(gm: GaussianMixture) -> float:
     return float(np.asarray(gm.weights) @ (np.sum(np.asarray(gm.means) ** 2, axis=1) + trace[gm.cov_type]()))
 
 
+def _count(n: int) -> str:
+    return f"{n:,}" if n < 10**12 else f"{float(n):.3g}"
+
+
 def _check_size(n_components: int, gm: GaussianMixture) -> None:
     """Refuse laws too large for memory before building them."""
     per_component = 8 * (1 + gm.dim + {"iso": 1, "diag": gm.dim, "full": gm.dim * gm.dim}[gm.cov_type])
     need = n_components * per_component
     if n_components > _MAX_COMPONENTS or need > _MAX_BYTES:
         raise ValueError(
-            f"the requested law needs {n_components:,} components ({need / 2**30:.1f} GiB); "
+            f"the requested law needs {_count(n_components)} components ({format_bytes(need)}, limit "
+            f"{format_bytes(_MAX_BYTES)} and {_count(_MAX_COMPONENTS)} components); "
             "raise tol, use fewer generations, or reduce the data (fewer samples or components)"
         )
 

@@ -49,6 +49,10 @@ _MANY_ATOMS = 2048  # above this many atoms the quantile edges come from interpo
 _BLOCK = 2**17  # (points x pseudo-components) elements per evaluation block (cache-sized)
 
 
+# 2^16 panels are a million quantile nodes, far beyond the default's 1e-14 accuracy; more only costs time.
+MAX_PANELS = 2**16
+
+
 def w2_1d(p: Any, q: Any, *, n_panels: int = 96) -> Estimate:
     """Exact ``W2(p, q)`` between one-dimensional laws, with an error estimate.
 
@@ -59,8 +63,8 @@ def w2_1d(p: Any, q: Any, *, n_panels: int = 96) -> Estimate:
         allowed: if only one law has a density the roles are swapped; if neither has one the discrete
         formula is used exactly.
     n_panels : int
-        Gauss-Legendre panels (16 nodes each) on the support; the estimate is recomputed with
-        half as many and the difference reported as ``error``.
+        Gauss-Legendre panels (16 nodes each) on the support, at most ``MAX_PANELS``; the estimate is
+        recomputed with half as many and the difference reported as ``error``.
 
     Notes
     -----
@@ -68,7 +72,7 @@ def w2_1d(p: Any, q: Any, *, n_panels: int = 96) -> Estimate:
     evaluated by the cluster series described in the module docstring, so a limit of 1e5 samples costs
     about as much as one of 1e3.
     """
-    n_panels = check_positive_int(n_panels, "n_panels", allow_zero=False)
+    n_panels = check_positive_int(n_panels, "n_panels", allow_zero=False, maximum=MAX_PANELS)
     with jax.enable_x64(True):
         p, q = _one_dim(p, "p"), _one_dim(q, "q")
         if p.atoms is not None and q.atoms is not None:
