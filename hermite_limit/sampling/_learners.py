@@ -40,6 +40,7 @@ import optax
 
 from .._limit import generation
 from .._mixture import GaussianMixture, empirical
+from .._precision import x64
 from ._refit import fit_gmm
 from ._score import mixture_score, pad_mixture
 
@@ -456,10 +457,15 @@ def dsm_batch(key, law: GaussianMixture, n_eval: int, t0: float, T: float, n_lev
     return x0, t, z
 
 
-@eqx.filter_jit
+@x64
 def dsm_loss(score, x0, t, z):
     """Per-row DSM losses ``|sigma(t) s(x_t, t) + z|^2 / d`` of a score ``s`` on a batch from :func:`dsm_batch`
     (the loss :class:`NeuralScore` trains on, with ``t`` stratified): a flat array, whose mean is the loss."""
+    return _dsm_loss(score, jnp.asarray(x0, jnp.float64), jnp.asarray(t, jnp.float64), jnp.asarray(z, jnp.float64))
+
+
+@eqx.filter_jit
+def _dsm_loss(score, x0, t, z):
 
     def level(args):
         x, tt, zz = args
