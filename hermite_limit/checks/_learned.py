@@ -26,6 +26,7 @@ import jax
 import numpy as np
 
 from .._limit import generation
+from .._precision import x64
 from ..sampling._learners import NeuralScore
 from ..sampling._retrain import RetrainResult, _bucket, retrain
 from ..sampling._score import pad_mixture
@@ -35,7 +36,15 @@ from ._record import CheckRecord
 
 Z = 4.0  # standard errors allowed
 
+# the learned family of ``hermite-limit verify``: --quick and the full run (generations None: the config's)
+LEARNED_QUICK = dict(datasets=("bimodal-1d", "ring-2d"), t0s=(0.1,), generations=5, n_particles=1000, n_steps=40,
+                     learner=lambda: NeuralScore(width=32, depth=2, steps=1000), extreme_alphas=True)
+LEARNED_FULL = dict(datasets=("bimodal-1d", "ring-2d", "seed-gmm10"), t0s=(0.02, 0.1), generations=None,
+                    n_particles=4000, n_steps=200, learner=lambda: NeuralScore(width=64, depth=3, steps=3000),
+                    extreme_alphas=False)
 
+
+@x64
 def learned_run(data, alpha: float, t0: float, n_generations: int, n_particles: int, learner=None, n_steps: int = 100,
                 seed: int = 0) -> tuple[RetrainResult, np.ndarray]:
     """One learned run (exponential integrator, geometric grid, ``T = 4``) and its drift ``sliced W2(hat-p_i, p_data)``
@@ -161,6 +170,7 @@ def check_learned_attenuation(res: RetrainResult, data, label: str, m_required: 
     )
 
 
+@x64
 def check_learned_drift_order(runs: dict, data, label: str, n_exact: int = 20_000, seed: int = 0) -> CheckRecord:
     """Alpha ordering of the drift ``sliced W2(hat-p_N, p_data)`` (see module). ``runs``: alpha -> (result, drifts)."""
     alphas = sorted(runs)

@@ -55,7 +55,7 @@ class RetrainRecords:
         The same coefficients of the limit ``p_inf``: ``lambda_m a_m(p_data)`` (exact, no truncation).
     hermite_allowance : (N, d, order+1)
         What a W2 distance allows the coefficients to move: ``A_m = sqrt(m) rms(h_{m-1}) * marginal_w2_bound``
-        (``rms`` over the particles). ``|E h_m(X) - E h_m(Y)| <= W2(X, Y) sqrt(E h_m'(xi)^2)`` with
+        (``rms`` over the first ``n_record`` particles). ``|E h_m(X) - E h_m(Y)| <= W2(X, Y) sqrt(E h_m'(xi)^2)`` with
         ``h_m' = sqrt(m) h_{m-1}``: a bound for ``m <= 2`` (``m = 2`` up to replacing the rms of ``X`` by that of
         the segment), a first-order estimate for ``m >= 3``.
     marginal_w2 : (N, d)
@@ -363,7 +363,8 @@ def retrain(
         rec["w2_bound"][i] = bound
         mbound = kappa * mbound + rec["marginal_delta"][i]
         rec["marginal_w2_bound"][i] = mbound
-        rms = np.sqrt(np.mean(np.asarray(hermite_table(particles, max(order - 1, 0))) ** 2, axis=0))  # (d, order)
+        h_prev = hermite_table(particles[:n_record], max(order - 1, 0))  # (n_record, d, order)
+        rms = np.sqrt(np.mean(np.asarray(h_prev) ** 2, axis=0))
         rec["hermite_allowance"][i][:, 1:] = np.sqrt(m[1:]) * rms[:, :order] * mbound[:, None]
         rec["sliced_w2_limit"][i] = _rms(projected_w2(particles[:n_record], lim_pad, W_all)[: U.shape[0]])
         rec["sliced_w2_limit_floor"][i] = limit_floor
