@@ -39,6 +39,7 @@ from ._stats import (
 CARRIES = ("analytic", "particles", "refit")
 LIMIT_TOL = 1e-6  # tail mass of the truncated limit behind sliced_w2_limit (its W2 error: records.limit_w2_error)
 CHECKPOINT = "checkpoint.npz"
+MIN_EXACT = 64  # closed-form laws are padded to at least this many components: one compilation for short runs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -358,7 +359,7 @@ def retrain(
         exact = generation(gm, alpha, t0, i + 1)
         ideal = pad_mixture(_push(q, t0), K_q)
         c_exact = rho**m * (alpha + (1 - alpha) * c_exact)
-        _record(rec, i, particles, exact, ideal, U, order, k_floor, _bucket(exact.n_components), n_record)
+        _record(rec, i, particles, exact, ideal, U, order, k_floor, _bucket(max(exact.n_components, MIN_EXACT)), n_record)
         bound = kappa * bound + rec["delta"][i]
         rec["w2_bound"][i] = bound
         mbound = kappa * mbound + rec["marginal_delta"][i]
@@ -410,17 +411,18 @@ class _Plus(eqx.Module):
 def _training_samples(key, data: GaussianMixture, previous, alpha: float, n: int):
     """``round(alpha n)`` fresh draws of ``p_data``, then ``n - round(alpha n)`` rows of ``previous`` drawn without
     replacement (draws of ``p_data`` when there is no previous generation): a sample of the training law."""
-    n_fresh = int(round(alpha * n))
+    n_fresh = jnp.asarray(int(round(alpha * n)))  # traced: one compilation for every alpha
+    return _training_samples_jit(key, data, None if previous is None else jnp.asarray(previous), n_fresh, n)
+
+
+@eqx.filter_jit
+def _training_samples_jit(key, data, previous, n_fresh, n: int):
     k_fresh, k_prev = jax.random.split(key)
-    parts = []
-    if n_fresh:
-        parts.append(data.sample(k_fresh, n_fresh))
-    if n - n_fresh:
-        if previous is None:
-            parts.append(data.sample(k_prev, n - n_fresh))
-        else:
-            parts.append(jnp.asarray(previous)[jax.random.permutation(k_prev, previous.shape[0])[: n - n_fresh]])
-    return jnp.concatenate(parts, axis=0)
+    fresh = data.sample(k_fresh, n)
+    if previous is None:
+        return fresh
+    old = previous[jax.random.permutation(k_prev, previous.shape[0])[:n]]
+    return jnp.where((jnp.arange(n) < n_fresh)[:, None], fresh, old)
 
 
 def _record(rec, i, x, exact: GaussianMixture, ideal: GaussianMixture, U, order, key, K_exact, n_record):
