@@ -38,6 +38,7 @@ from ._stats import (
 
 CARRIES = ("analytic", "particles", "refit")
 LIMIT_TOL = 1e-6  # tail mass of the truncated limit behind sliced_w2_limit (its W2 error: records.limit_w2_error)
+MAX_LIMIT_COMPONENTS = 50_000  # above this (e.g. empirical data of thousands of points), sliced_w2_limit is NaN
 CHECKPOINT = "checkpoint.npz"
 MIN_EXACT = 64  # closed-form laws are padded to at least this many components: one compilation for short runs
 
@@ -70,7 +71,8 @@ class RetrainRecords:
         The same for ``n_record`` exact draws of the closed-form law: the pure sampling-noise level.
     sliced_w2_limit, sliced_w2_limit_floor : (N,)
         Sliced W2 of the particles to the limit ``p_inf`` (truncated at tail mass ``1e-6``), and the same for
-        exact draws of it (one value, repeated: the limit does not change).
+        exact draws of it (one value, repeated: the limit does not change). NaN when the truncated limit would
+        have more than 50,000 components (large empirical data sets).
     limit_w2_error : float, a bound on the W2 error of that truncation.
     delta : (N,)
         Sliced W2 between the particles and the ideal output ``P_{t0} hat-q_i`` of the training law actually
@@ -297,11 +299,16 @@ def retrain(
     lam = np.asarray(attenuation(m, alpha, t0)) if alpha > 0 else (m == 0).astype(float)
     a_data = np.asarray(mixture_hermite_marginals(gm, order))
     e_data = np.asarray(energy_spectrum(gm, order).energies)
-    lim = limit_distribution(gm, alpha, t0, LIMIT_TOL)
-    lim_pad = pad_mixture(lim.mixture, _bucket(lim.mixture.n_components))
+    # the limit as a mixture has about log(tol)/log(1-alpha) K components: skipped above MAX_LIMIT_COMPONENTS
+    n_terms = 1 if alpha >= 1.0 else (0 if alpha == 0.0 else math.ceil(math.log(LIMIT_TOL) / math.log1p(-alpha)))
+    lim = limit_distribution(gm, alpha, t0, LIMIT_TOL) if (n_terms + 1) * gm.n_components <= MAX_LIMIT_COMPONENTS else None
     k_limit = jax.random.fold_in(k_dirs, 1)
     W_all = jnp.concatenate([U, jnp.eye(d)])
-    limit_floor = _rms(projected_w2(lim_pad.sample(k_limit, min(n, n_record)), lim_pad, W_all)[: U.shape[0]])
+    if lim is not None:
+        lim_pad = pad_mixture(lim.mixture, _bucket(lim.mixture.n_components))
+        limit_floor = _rms(projected_w2(lim_pad.sample(k_limit, min(n, n_record)), lim_pad, W_all)[: U.shape[0]])
+    else:
+        limit_floor = float("nan")
 
     shapes = _record_shapes(d, order + 1)
     rec = {name: np.zeros((N,) + shape) for name, shape in shapes.items()}
@@ -367,7 +374,8 @@ def retrain(
         h_prev = hermite_table(particles[:n_record], max(order - 1, 0))  # (n_record, d, order)
         rms = np.sqrt(np.mean(np.asarray(h_prev) ** 2, axis=0))
         rec["hermite_allowance"][i][:, 1:] = np.sqrt(m[1:]) * rms[:, :order] * mbound[:, None]
-        rec["sliced_w2_limit"][i] = _rms(projected_w2(particles[:n_record], lim_pad, W_all)[: U.shape[0]])
+        rec["sliced_w2_limit"][i] = (float("nan") if lim is None else
+                                     _rms(projected_w2(particles[:n_record], lim_pad, W_all)[: U.shape[0]]))
         rec["sliced_w2_limit_floor"][i] = limit_floor
         en = energy_spectrum(particles[: min(n, n_energy)], order, method="samples")
         rec["energy"][i], rec["energy_se"][i] = np.asarray(en.energies), np.asarray(en.errors)
@@ -393,7 +401,7 @@ def retrain(
             callback(i, particles)
     loss_curve = rec.pop("loss_curve")
     records = RetrainRecords(
-        directions=np.asarray(U), kappa=kappa, hermite_limit=lam * a_data, limit_w2_error=float(lim.w2_error_bound),
+        directions=np.asarray(U), kappa=kappa, hermite_limit=lam * a_data, limit_w2_error=float("nan") if lim is None else float(lim.w2_error_bound),
         energy_limit=lam**2 * e_data, loss_curve=np.zeros((N, 0)) if loss_curve is None else loss_curve,
         loss_steps=np.zeros(0, dtype=int) if loss_steps is None else np.asarray(loss_steps), **rec,
     )
