@@ -42,7 +42,7 @@ from .._limit import generation
 from .._mixture import GaussianMixture, empirical
 from .._precision import x64
 from ._refit import fit_gmm
-from ._score import mixture_score, pad_mixture
+from ._score import mixture_score
 
 __all__ = [
     "Learner",
