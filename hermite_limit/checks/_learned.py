@@ -31,7 +31,7 @@ from ..sampling._learners import NeuralScore
 from ..sampling._retrain import RetrainResult, _bucket, retrain
 from ..sampling._score import pad_mixture
 from ..sampling._stats import sliced_w2
-from ._figures import PALETTE, _plt
+from ._figures import PALETTE, _plt, integer_ticks, legend_outside
 from ._record import CheckRecord
 
 Z = 4.0  # standard errors allowed
@@ -84,9 +84,10 @@ def check_learned_w2_ball(res: RetrainResult, data, label: str, budget_factor: f
     ax.plot(g, radius, "-", color=PALETTE[3], label="ball of the declared budget")
     ax.plot(g, R.sliced_w2_floor, ":", color="0.4", label="sampling-noise floor")
     ax.set_xlabel("generation n")
+    integer_ticks(ax.xaxis)
     ax.set_ylabel("sliced W2")
     ax.set_title(f"learned W2 ball {label}")
-    ax.legend(fontsize=8)
+    legend_outside(ax)
     why = [] if theorem else ["sliced_w2 exceeds sum kappa^(i-j) delta_j (the theorem fails: a bug)"]
     if not inside:
         worst = int(np.argmax(R.sliced_w2 / radius))
@@ -154,9 +155,10 @@ def check_learned_attenuation(res: RetrainResult, data, label: str, m_required: 
     if takeover is not None:
         ax.axvline(takeover, color="0.5", ls="--", label=f"learner takes over at m={takeover}")
     ax.set_xlabel("Hermite order m")
+    integer_ticks(ax.xaxis)
     ax.set_ylabel("z-score (worst coordinate)")
     ax.set_title(f"learned per-order attenuation {label}")
-    ax.legend(fontsize=8)
+    legend_outside(ax)
     return CheckRecord(
         name=f"learned_attenuation[{label}]",
         claim=f"after {N} learned generations the Hermite coefficients of orders <= {m_required} follow the closed form "
@@ -207,9 +209,10 @@ def check_learned_drift_order(runs: dict, data, label: str, n_exact: int = 20_00
         ax.plot(g, dl, "o-", color=PALETTE[j % len(PALETTE)], label=f"learned alpha={a:g}")
         ax.plot(g, de, "--", color=PALETTE[j % len(PALETTE)], label=f"closed form alpha={a:g}")
     ax.set_xlabel("generation n")
+    integer_ticks(ax.xaxis)
     ax.set_ylabel("sliced W2(p_n, p_data)")
     ax.set_title(f"drift from the data {label}")
-    ax.legend(fontsize=7)
+    legend_outside(ax)
     return CheckRecord(
         name=f"learned_drift_order[{label}]",
         claim="with a learned score the drift from the data after the last generation is ordered in alpha as the closed "

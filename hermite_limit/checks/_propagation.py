@@ -19,7 +19,7 @@ from .._mixture import GaussianMixture, mix
 from .._ou import ou_push
 from ..divergences import chi2_divergence
 from ..sampling import gaussian_output_moments, observability, score_error
-from ._figures import PALETTE, _plt
+from ._figures import PALETTE, _plt, integer_ticks, legend_outside
 from ._record import CheckRecord
 
 T_DEFAULT = 4.0
@@ -53,7 +53,7 @@ def check_girsanov_kl(d: int = 3, n_errors: int = 24, t0: float = 0.02, seed: in
     ax.set_xlabel(r"Girsanov bound $\hat\varepsilon^2/2$")
     ax.set_ylabel("exact KL(learned || ideal)")
     ax.set_title(f"Girsanov upper bound, Gaussian data d={d}")
-    ax.legend()
+    legend_outside(ax)
     return CheckRecord(
         name=f"girsanov_kl[d={d}]",
         claim="KL(learned output || ideal output) <= (1/2) hat-eps^2 (exact Gaussian setting, random affine errors; "
@@ -97,12 +97,13 @@ def check_seed_chi2_bounds(
     for k, kind in enumerate(("aligned", "random", "time_only")):
         sel = kinds == kind
         ax.loglog(energy[sel], chi2[sel], "o-", color=PALETTE[k], label=f"chi2, {kind}")
-        ax.loglog(energy[sel], lower * eta[sel] * energy[sel], ":", color=PALETTE[k])
+        ax.loglog(energy[sel], lower * eta[sel] * energy[sel], ":", color=PALETTE[k],
+                  label=f"eta eps^2 / 8, {kind}")
     ax.loglog(energy, two_sided[1] * energy, "--", color="0.3", label="4 star-eps^2")
     ax.set_xlabel(r"star energy $\varepsilon_*^2$")
     ax.set_ylabel("exact chi2(learned || ideal)")
     ax.set_title("Seed bounds (dotted: eta eps^2 / 8)")
-    ax.legend(fontsize=8)
+    legend_outside(ax)
     details = {"kinds": kinds.tolist(), "eps": eps.tolist(), "chi2": chi2.tolist(), "energy_star": energy.tolist(),
                "eta": eta.tolist(), "eta_stderr": se.tolist(), "chi2_over_eta_energy": (chi2 / (eta * energy)).tolist()}
     lower_rec = CheckRecord(
@@ -235,9 +236,10 @@ def check_w2_ball(
     ax.plot(g, R.sliced_w2_floor, ":", color="0.4", label="sampling-noise floor")
     ax.axhline(radius, color=PALETTE[3], ls="--", label="max delta / (1 - kappa)")
     ax.set_xlabel("generation n")
+    integer_ticks(ax.xaxis)
     ax.set_ylabel("sliced W2")
     ax.set_title(f"W2 ball, alpha={alpha:g}, eps={eps:g}, d={data.dim}")
-    ax.legend(fontsize=8)
+    legend_outside(ax)
     return CheckRecord(
         name=f"w2_ball[d={data.dim},alpha={alpha:g},eps={eps:g}]",
         claim="particles through a real reverse-SDE sampler stay within W2 radius delta/(1-kappa) of the closed-form trajectory",
