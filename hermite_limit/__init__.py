@@ -51,7 +51,15 @@ from .divergences import tv_distance as tv_distance
 from .divergences import w2_1d as w2_1d
 from . import datasets as datasets
 
+from .sampling import ExactScore as ExactScore
 from .sampling import FokkerPlanckOutput as FokkerPlanckOutput
+from .sampling import KDEScore as KDEScore
+from .sampling import LearnedScore as LearnedScore
+from .sampling import Learner as Learner
+from .sampling import NeuralScore as NeuralScore
+from .sampling import NeuralScoreFunction as NeuralScoreFunction
+from .sampling import ParticleScore as ParticleScore
+from .sampling import RefitScore as RefitScore
 from .sampling import GaussianOutput as GaussianOutput
 from .sampling import MixtureScore as MixtureScore
 from .sampling import Observability as Observability
@@ -59,6 +67,7 @@ from .sampling import RetrainRecords as RetrainRecords
 from .sampling import RetrainResult as RetrainResult
 from .sampling import ReverseSample as ReverseSample
 from .sampling import ScoreError as ScoreError
+from .sampling import TrainingSet as TrainingSet
 from .sampling import fokker_planck_output as fokker_planck_output
 from .sampling import gaussian_output_moments as gaussian_output_moments
 from .sampling import mixture_score as mixture_score
