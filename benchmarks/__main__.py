@@ -12,7 +12,7 @@ import time
 
 from ._harness import device_description
 
-TASKS = ["hermite", "logdensity", "recursion", "sampling", "retrain", "scaling"]
+TASKS = ["hermite", "logdensity", "recursion", "sampling", "retrain", "scaling", "training"]
 
 
 def _fmt(x, spec=".3g"):
