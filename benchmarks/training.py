@@ -44,7 +44,7 @@ from hermite_limit.sampling._learners import _time_features, _train
 
 from ._harness import TaskResult, time_fn
 
-SIZES = {"tiny": (50, 2), "quick": (1000, 3), "full": (3000, 5)}  # steps per run, timed runs per side
+SIZES = {"tiny": (50, 2), "quick": (500, 2), "full": (3000, 5)}  # steps per run, timed runs per side
 DIM, N_TRAIN, T0, T = 10, 20_000, 0.02, 5.0
 NOT_INSTALLED = "peer not installed"
 

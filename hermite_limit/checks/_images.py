@@ -289,8 +289,12 @@ def _write_markdown(path: Path, p: dict) -> None:
              "error) against the closed form for the empirical law, E_m(p_i) = f_m(i)^2 E_m(p_data). An order *follows "
              f"the filter* when |E_m - E_m(p_i)| <= {p['z_follow']:g} se in every generation.", ""]
     for r in p["runs"]:
+        rel = [abs(se / e) if e else float("inf") for e, se in zip(r["energy"][-1], r["energy_se"][-1])]
         lines += [f"## alpha = {r['alpha']:g} ({r['seconds']:.0f} s)", "",
-                  f"- follows the filter at orders: {_fmt_orders(r['follows'])}",
+                  f"- follows the filter at orders: {_fmt_orders(r['follows'])}"
+                  + (f" (relative standard error in the last generation: "
+                     f"{', '.join(f'm={m}: {100 * rel[m]:.0f}%' for m in r['follows'])}; a large one means the test cannot "
+                     f"tell, not that the filter is followed closely)" if r["follows"] else ""),
                   f"- above it (the network keeps or adds energy the filter removes) at orders: {_fmt_orders(r['above'])}",
                   f"- below it (the network smooths more than the filter) at orders: {_fmt_orders(r['below'])}",
                   f"- above in some generations, below in others: {_fmt_orders(r['mixed'])}", "",
