@@ -1,5 +1,9 @@
 """Numerical checks of every claim: each returns a :class:`CheckRecord`."""
 
+from ._learned import check_learned_attenuation as check_learned_attenuation
+from ._learned import check_learned_drift_order as check_learned_drift_order
+from ._learned import check_learned_family as check_learned_family
+from ._learned import check_learned_w2_ball as check_learned_w2_ball
 from ._propagation import check_discounted_accumulation as check_discounted_accumulation
 from ._propagation import check_girsanov_kl as check_girsanov_kl
 from ._propagation import check_seed_chi2_bounds as check_seed_chi2_bounds

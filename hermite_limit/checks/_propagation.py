@@ -203,17 +203,17 @@ def check_w2_ball(
 ) -> CheckRecord:
     """Robustness: with per-generation output error delta, ``W2(hat-p_n, p_n) <= delta / (1 - kappa)``.
 
-    Particles are carried (``carry="particles"``: each generation's output is the next model) through an
+    Particles are carried (``learner=ParticleScore()``: each generation's output is the next model) through an
     Euler-Maruyama reverse SDE with ``n_steps`` steps, with a score error of star energy ``eps^2`` when
     ``eps > 0`` (aligned family). delta_i is the sliced W2 of the particles to the ideal output of the
     training law actually used; the distance to the closed-form trajectory is the sliced W2 to
     ``generation(data, alpha, t0, i+1)``. ``radius_factor`` scales the predicted radius (to test failure).
     """
-    from ..sampling import retrain
+    from ..sampling import ExactScore, ParticleScore, retrain
 
     key = jax.random.key(seed)
     err = score_error("aligned", data, eps, t0=t0, T=T_DEFAULT) if eps > 0 else None
-    res = retrain(key, data, alpha, t0, n_generations, n_particles, carry="particles", n_steps=n_steps,
+    res = retrain(key, data, alpha, t0, n_generations, n_particles, learner=ParticleScore(), n_steps=n_steps,
                   score_error=err, progress=False)
     R = res.records
     kappa = R.kappa
@@ -247,7 +247,7 @@ def seed_experiment_panels(data: GaussianMixture, alphas, t0: float, generations
                            n_steps: int = 200, seed: int = 0):
     """The seeds' figure: reverse-SDE samples on the data's first two principal axes per alpha and generation."""
     from ..plots import pc_panels
-    from ..sampling import retrain
+    from ..sampling import ExactScore, ParticleScore, retrain
 
     key = jax.random.key(seed)
     samples = {}
@@ -256,6 +256,6 @@ def seed_experiment_panels(data: GaussianMixture, alphas, t0: float, generations
         for n in generations:
             if n == 0:
                 continue
-            res = retrain(key, data, alpha, t0, n, n_particles, carry="analytic", n_steps=n_steps, progress=False)
+            res = retrain(key, data, alpha, t0, n, n_particles, learner=ExactScore(), n_steps=n_steps, progress=False)
             samples[alpha][n] = np.asarray(res.particles)
     return pc_panels(samples, data, title=f"Reverse-SDE samples on the data's principal axes (t0={t0:g})")

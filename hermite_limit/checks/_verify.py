@@ -21,6 +21,7 @@ from ._propagation import (
     seed_experiment_panels,
 )
 from ._spectral import check_annealed_schedules, check_attenuation, check_mode_rates
+from ._learned import LEARNED_FULL, LEARNED_QUICK, check_learned_family
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +99,14 @@ def planned_checks(config: VerifyConfig) -> list[tuple[str, Callable[[], CheckRe
         for alpha in config.alphas:
             plan.append((f"W2 ball alpha={alpha}", lambda a=alpha: check_w2_ball(seed, a, t_seed, config.generations, 600, 100, seed=key_seed)))
         plan.append(("W2 ball with score error", lambda: check_w2_ball(seed, mid, t_seed, config.generations, 600, 100, eps=0.3, seed=key_seed)))
+    # learned scores (a network retrained every generation): one family per data set and t0
+    setting = LEARNED_QUICK if config.quick else LEARNED_FULL
+    alphas = sorted({min(config.alphas), max(config.alphas)}) if setting["extreme_alphas"] else config.alphas
+    for name in setting["datasets"]:
+        for t in setting["t0s"]:
+            plan.append((f"learned {name} t0={t}", lambda nm=name, tt=t: check_learned_family(
+                nm, datasets.preset(nm), alphas, tt, setting["generations"] or config.generations,
+                setting["n_particles"], setting["learner"](), setting["n_steps"], seed=key_seed)))
     return plan
 
 

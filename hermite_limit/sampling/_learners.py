@@ -40,6 +40,7 @@ import optax
 
 from .._limit import generation
 from .._mixture import GaussianMixture, empirical
+from .._precision import x64
 from ._refit import fit_gmm
 from ._score import mixture_score, pad_mixture
 
@@ -447,19 +448,29 @@ def dsm_batch(key, law: GaussianMixture, n_eval: int, t0: float, T: float, n_lev
     """An evaluation batch for :func:`dsm_loss`: ``x_0 ~ law``, ``n_levels`` levels of ``t`` at the midpoints of a
     uniform grid in ``log t`` on ``[t0, T]`` (``n_eval // n_levels`` rows each), ``z ~ N(0, I)``."""
     per = max(1, n_eval // n_levels)
-    k1, k2 = jax.random.split(key)
     with jax.enable_x64(True):
-        x0 = law.sample(k1, n_levels * per).reshape(n_levels, per, law.dim)
-        u = (jnp.arange(n_levels) + 0.5) / n_levels
-        t = jnp.exp(math.log(t0) + u * (math.log(T) - math.log(t0)))
-        z = jax.random.normal(k2, x0.shape, jnp.float64)
-    return x0, t, z
+        return _dsm_batch(key, law, jnp.float64(math.log(t0)), jnp.float64(math.log(T)), n_levels, per)
 
 
 @eqx.filter_jit
+def _dsm_batch(key, law, log_t0, log_T, n_levels: int, per: int):
+    k1, k2 = jax.random.split(key)
+    x0 = law.sample(k1, n_levels * per).reshape(n_levels, per, law.dim)
+    u = (jnp.arange(n_levels) + 0.5) / n_levels
+    t = jnp.exp(log_t0 + u * (log_T - log_t0))
+    z = jax.random.normal(k2, x0.shape, jnp.float64)
+    return x0, t, z
+
+
+@x64
 def dsm_loss(score, x0, t, z):
     """Per-row DSM losses ``|sigma(t) s(x_t, t) + z|^2 / d`` of a score ``s`` on a batch from :func:`dsm_batch`
     (the loss :class:`NeuralScore` trains on, with ``t`` stratified): a flat array, whose mean is the loss."""
+    return _dsm_loss(score, jnp.asarray(x0, jnp.float64), jnp.asarray(t, jnp.float64), jnp.asarray(z, jnp.float64))
+
+
+@eqx.filter_jit
+def _dsm_loss(score, x0, t, z):
 
     def level(args):
         x, tt, zz = args

@@ -27,19 +27,19 @@ from ..hermite._spectrum import energy_spectrum
 from ._learners import TrainingSet, as_learner, dsm_batch, dsm_loss
 from ._reverse import DEFAULT_T, INITS, _check_choice, check_dim, check_times, reverse_sample
 from ._grid import GRIDS
-from ._score import pad_mixture
+from ._score import mixture_score, pad_mixture
 from ._solvers import BACKENDS, METHODS
 from ._stats import (
-    marginal_w2,
     mixture_hermite_marginals,
+    projected_w2,
     random_directions,
     sample_hermite_marginals,
-    sliced_w2,
 )
 
 CARRIES = ("analytic", "particles", "refit")
 LIMIT_TOL = 1e-6  # tail mass of the truncated limit behind sliced_w2_limit (its W2 error: records.limit_w2_error)
 CHECKPOINT = "checkpoint.npz"
+MIN_EXACT = 64  # closed-form laws are padded to at least this many components: one compilation for short runs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +56,7 @@ class RetrainRecords:
         The same coefficients of the limit ``p_inf``: ``lambda_m a_m(p_data)`` (exact, no truncation).
     hermite_allowance : (N, d, order+1)
         What a W2 distance allows the coefficients to move: ``A_m = sqrt(m) rms(h_{m-1}) * marginal_w2_bound``
-        (``rms`` over the particles). ``|E h_m(X) - E h_m(Y)| <= W2(X, Y) sqrt(E h_m'(xi)^2)`` with
+        (``rms`` over the first ``n_record`` particles). ``|E h_m(X) - E h_m(Y)| <= W2(X, Y) sqrt(E h_m'(xi)^2)`` with
         ``h_m' = sqrt(m) h_{m-1}``: a bound for ``m <= 2`` (``m = 2`` up to replacing the rms of ``X`` by that of
         the segment), a first-order estimate for ``m >= 3``.
     marginal_w2 : (N, d)
@@ -300,7 +300,8 @@ def retrain(
     lim = limit_distribution(gm, alpha, t0, LIMIT_TOL)
     lim_pad = pad_mixture(lim.mixture, _bucket(lim.mixture.n_components))
     k_limit = jax.random.fold_in(k_dirs, 1)
-    limit_floor = float(sliced_w2(lim_pad.sample(k_limit, min(n, n_record)), lim_pad, U))
+    W_all = jnp.concatenate([U, jnp.eye(d)])
+    limit_floor = _rms(projected_w2(lim_pad.sample(k_limit, min(n, n_record)), lim_pad, W_all)[: U.shape[0]])
 
     shapes = _record_shapes(d, order + 1)
     rec = {name: np.zeros((N,) + shape) for name, shape in shapes.items()}
@@ -358,14 +359,15 @@ def retrain(
         exact = generation(gm, alpha, t0, i + 1)
         ideal = pad_mixture(_push(q, t0), K_q)
         c_exact = rho**m * (alpha + (1 - alpha) * c_exact)
-        _record(rec, i, particles, exact, ideal, U, order, k_floor, _bucket(exact.n_components), n_record)
+        _record(rec, i, particles, exact, ideal, U, order, k_floor, _bucket(max(exact.n_components, MIN_EXACT)), n_record)
         bound = kappa * bound + rec["delta"][i]
         rec["w2_bound"][i] = bound
         mbound = kappa * mbound + rec["marginal_delta"][i]
         rec["marginal_w2_bound"][i] = mbound
-        rms = np.sqrt(np.mean(np.asarray(hermite_table(particles, max(order - 1, 0))) ** 2, axis=0))  # (d, order)
+        h_prev = hermite_table(particles[:n_record], max(order - 1, 0))  # (n_record, d, order)
+        rms = np.sqrt(np.mean(np.asarray(h_prev) ** 2, axis=0))
         rec["hermite_allowance"][i][:, 1:] = np.sqrt(m[1:]) * rms[:, :order] * mbound[:, None]
-        rec["sliced_w2_limit"][i] = float(sliced_w2(particles[:n_record], lim_pad, U))
+        rec["sliced_w2_limit"][i] = _rms(projected_w2(particles[:n_record], lim_pad, W_all)[: U.shape[0]])
         rec["sliced_w2_limit_floor"][i] = limit_floor
         en = energy_spectrum(particles[: min(n, n_energy)], order, method="samples")
         rec["energy"][i], rec["energy_se"][i] = np.asarray(en.energies), np.asarray(en.errors)
@@ -373,7 +375,7 @@ def retrain(
         score = learned.score if errors[i] is None else _Plus(learned.score, errors[i])
         x0, tt, z = dsm_batch(k_eval, q_pad, n_eval, t0, T)
         lf = np.asarray(dsm_loss(score, x0, tt, z))
-        le = np.asarray(dsm_loss(_exact_score(q_pad), x0, tt, z))
+        le = np.asarray(dsm_loss(mixture_score(q_pad), x0, tt, z))
         rec["loss_final"][i], rec["loss_final_se"][i] = lf.mean(), lf.std(ddof=1) / math.sqrt(lf.size)
         rec["loss_exact"][i] = le.mean()
         rec["loss_excess_se"][i] = (lf - le).std(ddof=1) / math.sqrt(lf.size)
@@ -406,41 +408,46 @@ class _Plus(eqx.Module):
         return self.base(x, t) + self.extra(x, t)
 
 
-def _exact_score(q):
-    from ._score import mixture_score
-
-    return mixture_score(q)
-
-
 def _training_samples(key, data: GaussianMixture, previous, alpha: float, n: int):
     """``round(alpha n)`` fresh draws of ``p_data``, then ``n - round(alpha n)`` rows of ``previous`` drawn without
     replacement (draws of ``p_data`` when there is no previous generation): a sample of the training law."""
-    n_fresh = int(round(alpha * n))
+    n_fresh = jnp.asarray(int(round(alpha * n)))  # traced: one compilation for every alpha
+    return _training_samples_jit(key, data, None if previous is None else jnp.asarray(previous), n_fresh, n)
+
+
+@eqx.filter_jit
+def _training_samples_jit(key, data, previous, n_fresh, n: int):
     k_fresh, k_prev = jax.random.split(key)
-    parts = []
-    if n_fresh:
-        parts.append(data.sample(k_fresh, n_fresh))
-    if n - n_fresh:
-        if previous is None:
-            parts.append(data.sample(k_prev, n - n_fresh))
-        else:
-            parts.append(jnp.asarray(previous)[jax.random.permutation(k_prev, previous.shape[0])[: n - n_fresh]])
-    return jnp.concatenate(parts, axis=0)
+    fresh = data.sample(k_fresh, n)
+    if previous is None:
+        return fresh
+    old = previous[jax.random.permutation(k_prev, previous.shape[0])[:n]]
+    return jnp.where((jnp.arange(n) < n_fresh)[:, None], fresh, old)
 
 
 def _record(rec, i, x, exact: GaussianMixture, ideal: GaussianMixture, U, order, key, K_exact, n_record):
     h, se = sample_hermite_marginals(x, order)
     x = x[:n_record]  # W2 and moment records on a prefix of the (exchangeable) particles
+    d, L = exact.dim, U.shape[0]
+    W = jnp.concatenate([U, jnp.eye(d)])  # the slices, then the coordinate axes: one compiled W2 per mixture size
     rec["hermite"][i], rec["hermite_se"][i] = np.asarray(h), np.asarray(se)
     rec["hermite_exact"][i] = np.asarray(mixture_hermite_marginals(exact, order))
     exact_pad = pad_mixture(exact, K_exact)
-    rec["marginal_w2"][i] = np.asarray(marginal_w2(x, exact_pad))
-    rec["marginal_delta"][i] = np.asarray(marginal_w2(x, ideal))
-    rec["sliced_w2"][i] = float(sliced_w2(x, exact_pad, U))
-    rec["sliced_w2_floor"][i] = float(sliced_w2(exact_pad.sample(key, x.shape[0]), exact_pad, U))
-    rec["delta"][i] = float(sliced_w2(x, ideal, U))
+    w_exact = projected_w2(x, exact_pad, W)
+    w_ideal = projected_w2(x, ideal, W)
+    w_floor = projected_w2(exact_pad.sample(key, x.shape[0]), exact_pad, W)
+    rec["marginal_w2"][i] = np.asarray(w_exact[L:])
+    rec["marginal_delta"][i] = np.asarray(w_ideal[L:])
+    rec["sliced_w2"][i] = _rms(w_exact[:L])
+    rec["sliced_w2_floor"][i] = _rms(w_floor[:L])
+    rec["delta"][i] = _rms(w_ideal[:L])
     rec["mean_error"][i] = float(jnp.linalg.norm(x.mean(axis=0) - exact.mean()))
     rec["cov_error"][i] = float(jnp.linalg.norm(jnp.cov(x.T).reshape(exact.dim, exact.dim) - exact.cov()))
+
+
+def _rms(w) -> float:
+    """Sliced W2 from per-slice W2 values: ``sqrt(mean_l W2_l^2)`` (as :func:`sliced_w2`)."""
+    return float(jnp.sqrt(jnp.mean(w**2)))
 
 
 # -- checkpoints -----------------------------------------------------------------------------------
@@ -462,7 +469,7 @@ def _save_checkpoint(path: Path, fingerprint: str, completed: int, rec: dict, pa
     arrays["particles"] = np.asarray(particles)
     arrays["model_weights"], arrays["model_means"], arrays["model_covs"] = (
         np.asarray(model.weights), np.asarray(model.means), np.asarray(model.covs))
-    leaves = jax.tree_util.tree_leaves(eqx.filter(state, eqx.is_array))
+    leaves = [leaf for leaf in jax.tree_util.tree_leaves(state) if eqx.is_array(leaf)]
     for j, leaf in enumerate(leaves):
         arrays[f"state_{j}"] = np.asarray(leaf)
     arrays["meta"] = np.asarray(json.dumps({"fingerprint": fingerprint, "completed": completed, "n_state": len(leaves)}))
@@ -485,12 +492,13 @@ def _load_checkpoint(path: Path, fingerprint: str, template):
             raise ValueError(f"checkpoint_dir holds a run with different settings ({', '.join(diff)}); "
                              f"use a new checkpoint_dir or the same settings")
         rec = {k[4:]: z[k] for k in z.files if k.startswith("rec_")}
-        arrays, static = eqx.partition(template, eqx.is_array)
-        treedef = jax.tree_util.tree_structure(arrays)
-        if treedef.num_leaves != meta["n_state"]:
+        leaves, treedef = jax.tree_util.tree_flatten(template)
+        slots = [j for j, leaf in enumerate(leaves) if eqx.is_array(leaf)]
+        if len(slots) != meta["n_state"]:
             raise ValueError("checkpoint_dir: the saved learner state does not match the learner")
-        leaves = [jnp.asarray(z[f"state_{j}"]) for j in range(meta["n_state"])]
-        state = eqx.combine(jax.tree_util.tree_unflatten(treedef, leaves), static) if leaves else template
+        for k, j in enumerate(slots):
+            leaves[j] = jnp.asarray(z[f"state_{k}"])
+        state = jax.tree_util.tree_unflatten(treedef, leaves)
         model = GaussianMixture.tree_unflatten(None, tuple(jnp.asarray(z[f"model_{k}"]) for k in ("weights", "means", "covs")))
         return dict(
             completed=int(meta["completed"]), rec=rec, loss_curve=rec.pop("loss_curve", None),
