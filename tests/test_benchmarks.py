@@ -30,7 +30,9 @@ def test_benchmarks_tiny_run_writes_schema(tmp_path):
         if row["target_ratio"] is not None:
             assert row["met"] == (row["ratio"] >= row["target_ratio"])
         # sampling and retrain rows report Monte Carlo / discretisation errors; the rest are deterministic
-        if row["ours_error"] is not None and not row["task"].startswith(("sampling", "retrain")):
+        if row["ours_error"] is not None and row["task"].startswith("DSM training"):
+            assert row["ours_error"] < 1e-4  # float32 training: the fused scan and the step loop agree to rounding
+        elif row["ours_error"] is not None and not row["task"].startswith(("sampling", "retrain")):
             assert row["ours_error"] < 1e-6  # our answers are right even at the smallest size
     assert "| task | peer |" in md.read_text()
 
