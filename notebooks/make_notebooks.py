@@ -72,7 +72,7 @@ NOTEBOOKS = {
                "`(1-alpha) n` samples of the previous model, then samples with the reverse SDE. Does the trained model follow "
                "the predicted low-pass filter? Small sizes here (a few hundred training steps); "
                "`hermite-limit learned-images` runs the full digits job."),
-        ("code", SETUP + "\nfrom hermite_limit.checks._images import run_learned, spectrum_figure, verdicts"),
+        ("code", SETUP + "\nfrom hermite_limit.checks import run_learned, spectrum_figure, verdicts"),
         ("md", "## A 1-D mixture: the W2 ball\nThe observed sliced W2 to the closed-form generation stays below the bound "
                "`sum_j kappa^(i-j) delta_j` built from each generation's own error `delta_j`."),
         ("code", "data = hl.datasets.preset('bimodal-1d')\nalpha, t0 = 0.5, 0.1\n"
