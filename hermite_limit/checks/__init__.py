@@ -24,3 +24,7 @@ from ._spectral import check_mode_rates as check_mode_rates
 from ._verify import CHECK_FAMILIES as CHECK_FAMILIES
 from ._verify import VerifyConfig as VerifyConfig
 from ._verify import run_checks as run_checks
+from ._images import learned_images as learned_images
+from ._images import run_learned as run_learned
+from ._images import spectrum_figure as spectrum_figure
+from ._images import verdicts as verdicts
