@@ -50,6 +50,8 @@ from .divergences import kl_divergence as kl_divergence
 from .divergences import tv_distance as tv_distance
 from .divergences import w2_1d as w2_1d
 from . import datasets as datasets
+from .diagnose import Diagnosis as Diagnosis
+from .diagnose import diagnose as diagnose
 
 from .sampling import FokkerPlanckOutput as FokkerPlanckOutput
 from .sampling import GaussianOutput as GaussianOutput
