@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._precision import x64
 from ..hermite._indices import _tables
 from ..hermite._polynomials import _products
 
@@ -33,6 +34,7 @@ class SampleStats:
     boot: np.ndarray | None
 
 
+@x64
 def sample_stats(x: np.ndarray, order: int, *, key=None, n_boot: int = 0) -> SampleStats:
     """Coefficient vector (orders 1..order), its covariance and ``n_boot`` bootstrap replicates."""
     x = jnp.asarray(x, dtype=jnp.float64)
@@ -77,6 +79,7 @@ def _sums(xp, mask, wp, *, order: int):
     return s1, s2, sb
 
 
+@x64
 def batch_stats(x, order: int) -> tuple[np.ndarray, np.ndarray]:
     """Means (R, M) and covariances of the means (R, M, M) of R sample sets ``x`` (R, n, d) at once."""
     x = jnp.asarray(x, dtype=jnp.float64)
