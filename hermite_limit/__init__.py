@@ -51,7 +51,10 @@ from .divergences import tv_distance as tv_distance
 from .divergences import w2_1d as w2_1d
 from . import datasets as datasets
 from .diagnose import Diagnosis as Diagnosis
+from .diagnose import DesignedSchedule as DesignedSchedule
 from .diagnose import diagnose as diagnose
+from .diagnose import design_schedule as design_schedule
+from .diagnose import invert_filter as invert_filter
 
 from .sampling import FokkerPlanckOutput as FokkerPlanckOutput
 from .sampling import GaussianOutput as GaussianOutput

@@ -85,6 +85,9 @@ class Diagnosis:
     data_coefficients: np.ndarray   # fitted latent a^data (orders 1..order)
     indices: np.ndarray
     mode_order: np.ndarray
+    forecast: Any = None            # DiagnosisForecast (identifiable fits only)
+    inverse: Any = None             # InverseFilter from the last generation (identifiable fits only)
+    recommended_schedule: Any = None  # DesignedSchedule (design=True)
     _internal: dict = dataclasses.field(default=None, repr=False)
 
     def to_json(self) -> dict:
@@ -97,14 +100,16 @@ class Diagnosis:
 
 
 def _plain(v):
+    if hasattr(v, "to_json"):
+        return _plain(v.to_json())
     if isinstance(v, np.ndarray):
-        return v.tolist()
+        return _plain(v.tolist())
     if isinstance(v, dict):
         return {str(k): _plain(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
         return [_plain(x) for x in v]
     if isinstance(v, (np.floating, np.integer, np.bool_)):
-        return v.item()
+        return _plain(v.item())
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v
@@ -352,6 +357,33 @@ def diagnose(generations: Sequence[Any], data: Any = None, *, order: int = 4, pe
     if bootstrap:
         boot = _bootstrap(st, fit, W, mode_order, G, per_generation_t, order, sep)
 
+    fc = inv = rec = None
+    if alpha_ok and t0_ok:
+        from ._forecast import InverseFilter, _invert, forecast_from_fit
+
+        Cfull, _ = _fitted(fit, mode_order, order, G, per_generation_t, sep)
+        b_cov = _latent_cov(Cfull[:, :, mode_order], W)[:M, :M]
+        if per_generation_t:
+            Lm = np.zeros((2, p))
+            Lm[0, 0] = 1.0
+            Lm[1, 1:] = 1.0 / G
+            cov2 = Lm @ cov @ Lm.T
+        else:
+            cov2 = cov
+        fkey = key if key is not None else jax.random.key(0)
+        fc = forecast_from_fit(alpha_raw, t0_raw, cov2, fit.latent[0], b_cov, mode_order, order,
+                               horizon=H_gen, within=within, n_observed=G, key=jax.random.fold_in(fkey, 7))
+        k_last = (1 if sep else 0) + G
+        f_last = Cfull[k_last, 0] + Cfull[k_last, 1] if sep else Cfull[k_last, 0]
+        vals, err, info, hi = _invert(A[k_last], st[k_last].cov, f_last, mode_order, order)
+        inv = InverseFilter(idx, vals, err, f_last, info, hi, f"generation {G} (fitted factor c_G + d_G)")
+        if design:
+            from ._schedule_design import design_schedule
+
+            E_data = fc.data_energies
+            rec = design_schedule(E_data, min(max(alpha_raw, 1e-6), 1.0), H_gen, t_min=t_min, t0=max(t0_raw, t_min),
+                                  budget=None if budget is None else budget)
+
     diag = Diagnosis(
         alpha=alpha, alpha_se=alpha_se, alpha_interval=a_int, t0=t0, t0_se=t0_se, t0_interval=t_int,
         times=fit.times if t0_ok else None, times_se=times_se if t0_ok else None, identifiable=identifiable,
@@ -360,10 +392,18 @@ def diagnose(generations: Sequence[Any], data: Any = None, *, order: int = 4, pe
         sample_sizes=[int(x.shape[0]) for x in sets], separate_data=sep, per_generation_t=bool(per_generation_t),
         scheme="fresh", schemes=None if scheme_fits is None else {**{s: f.to_json() for s, f in scheme_fits.items()}},
         best_scheme=best, conventions=conventions, bootstrap=boot, attenuation=attenuation,
-        data_coefficients=fit.latent[0], indices=idx, mode_order=mode_order,
+        data_coefficients=fit.latent[0], indices=idx, mode_order=mode_order, forecast=fc, inverse=inv,
+        recommended_schedule=rec,
         _internal={"A": A, "W": W, "covs": np.stack([s.cov for s in st]), "fit": fit, "names": names},
     )
     return diag
+
+
+def _latent_cov(C: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """GLS covariance of the latent vector: inverse of the normal matrix sum_k C_k^T W_k C_k."""
+    K, L, M = C.shape
+    N = np.einsum("kij,kli,kmj->limj", W, C, C).reshape(L * M, L * M)
+    return np.linalg.inv(0.5 * (N + N.T))
 
 
 def _inverse_pd(S: np.ndarray) -> np.ndarray | None:
