@@ -112,19 +112,26 @@ def forecast_from_fit(alpha, t0, cov, b, b_cov, mode_order, order, *, horizon: i
 
     th = rng.multivariate_normal([alpha, t0], cov, size=n_draws)
     Lb = np.linalg.cholesky(b_cov + 1e-300 * np.eye(b.size))
-    lims, losses, dists, nws = [], [], [], []
-    for j in range(n_draws):
-        a_j, t_j = th[j]
-        bj = b + Lb @ rng.standard_normal(b.size)
-        Ej = np.array([0.0] + [float(bj[sel[m]] @ bj[sel[m]]) for m in range(1, order + 1)])
-        lj = limit_filter(a_j, max(t_j, 1e-12), order)
-        lims.append(lj**2 * Ej)
-        losses.append(1.0 - lj)
-        Fj = factors(a_j, max(t_j, 1e-12), order, horizon)
-        Dj = _distance(Fj, lj, Ej)
-        dists.append(Dj)
-        w = _generations_within(Dj, within)
-        nws.append(np.inf if w is None else w)
+    bj = b[None] + rng.standard_normal((n_draws, b.size)) @ Lb.T
+    Ej = np.stack([np.zeros(n_draws)] + [np.sum(bj[:, sel[m]] ** 2, axis=1) for m in range(1, order + 1)], axis=1)
+    a_j = th[:, :1]
+    t_j = np.maximum(th[:, 1:], 1e-12)
+    m = np.arange(order + 1, dtype=np.float64)[None]
+    x = np.exp(-m * t_j)
+    lj = a_j * x / (1.0 - (1.0 - a_j) * x)  # (draws, order+1)
+    lims = lj**2 * Ej
+    losses = 1.0 - lj
+    f = np.ones_like(x)
+    Fs = [f]
+    for _ in range(horizon):
+        f = x * (a_j + (1.0 - a_j) * f)
+        Fs.append(f)
+    Fj = np.stack(Fs, axis=1)  # (draws, horizon+1, order+1)
+    num = np.sum((Fj[:, :, 1:] - lj[:, None, 1:]) ** 2 * Ej[:, None, 1:], axis=2)
+    den = np.sum((1.0 - lj[:, 1:]) ** 2 * Ej[:, 1:], axis=1)
+    dists = np.sqrt(num / np.where(den > 0, den, 1.0)[:, None])
+    hit = dists <= within
+    nws = np.where(hit.any(axis=1), np.argmax(hit, axis=1), np.inf)
     q = lambda x: np.percentile(np.asarray(x), [2.5, 97.5], axis=0)
     nw_i = np.percentile(np.asarray(nws), [2.5, 97.5])
     return DiagnosisForecast(
