@@ -392,6 +392,10 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--config", metavar="FILE", help="TOML file with the same keys as the options")
     verify.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     verify.set_defaults(run=_verify)
+
+    from .diagnose._cli import add_parser as _add_diagnose_parser
+
+    _add_diagnose_parser(sub)
     return parser
 
 

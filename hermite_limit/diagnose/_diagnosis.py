@@ -90,8 +90,13 @@ class Diagnosis:
     recommended_schedule: Any = None  # DesignedSchedule (design=True)
     _internal: dict = dataclasses.field(default=None, repr=False)
 
+    @property
+    def mechanism_rejected(self) -> bool:
+        """True when the goodness-of-fit test rejects at 5% or a drift the mechanism cannot produce is flagged."""
+        return bool(self.p_value < 0.05 or self.flags)
+
     def to_json(self) -> dict:
-        out = {}
+        out = {"mechanism_rejected": self.mechanism_rejected}
         for f in dataclasses.fields(self):
             if f.name.startswith("_"):
                 continue

@@ -131,13 +131,13 @@ def forecast_from_fit(alpha, t0, cov, b, b_cov, mode_order, order, *, horizon: i
     den = np.sum((1.0 - lj[:, 1:]) ** 2 * Ej[:, 1:], axis=1)
     dists = np.sqrt(num / np.where(den > 0, den, 1.0)[:, None])
     hit = dists <= within
-    nws = np.where(hit.any(axis=1), np.argmax(hit, axis=1), np.inf)
+    nws = np.where(hit.any(axis=1), np.argmax(hit, axis=1), horizon + 1)  # horizon + 1: beyond the horizon
     q = lambda x: np.percentile(np.asarray(x), [2.5, 97.5], axis=0)
     nw_i = np.percentile(np.asarray(nws), [2.5, 97.5])
     return DiagnosisForecast(
         orders=np.arange(order + 1), data_energies=E, limit_energies=lam**2 * E, limit_energies_interval=q(lims),
         loss=1.0 - lam, loss_interval=q(losses), distance=D, distance_interval=q(dists), generations_to_within=nw,
-        generations_to_within_interval=[None if not np.isfinite(v) else int(math.ceil(v)) for v in nw_i],
+        generations_to_within_interval=[None if v > horizon else int(math.ceil(v)) for v in nw_i],
         remaining_after_observed=None if nw is None else max(nw - n_observed, 0), within=within, horizon=horizon,
         n_draws=n_draws)
 
