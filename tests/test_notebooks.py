@@ -17,9 +17,9 @@ def _execute(path):
     assert not errors
 
 
-def test_all_five_notebooks_exist():
+def test_all_notebooks_exist():
     assert [p.stem for p in NOTEBOOKS] == ["01_quickstart", "02_spectral_attenuation", "03_verifying_theorems",
-                                          "04_annealed_schedules", "05_real_images"]
+                                          "04_annealed_schedules", "05_real_images", "07_diagnose"]
 
 
 @pytest.mark.parametrize("path", [pytest.param(p, id=p.stem) for p in NOTEBOOKS])

@@ -90,6 +90,22 @@ class Diagnosis:
     recommended_schedule: Any = None  # DesignedSchedule (design=True)
     _internal: dict = dataclasses.field(default=None, repr=False)
 
+    def figure(self, kind: str = "trajectories"):
+        """A matplotlib Figure: ``"trajectories"`` (observed vs fitted per-order attenuation over generations),
+        ``"attenuation"`` (last generation per order vs the fitted and limit filters), ``"forecast"``,
+        ``"schedule"`` (needs ``design=True``)."""
+        from . import _figures
+
+        kinds = {"trajectories": _figures.trajectories_figure, "attenuation": _figures.attenuation_figure,
+                 "forecast": _figures.forecast_figure, "schedule": lambda d: _figures.schedule_figure(d.recommended_schedule)}
+        if kind not in kinds:
+            raise ValueError(f"kind must be one of {sorted(kinds)}; got kind={kind!r}")
+        if kind == "forecast" and self.forecast is None:
+            raise ValueError("kind='forecast' needs an identifiable fit (this diagnosis has status %r)" % self.status)
+        if kind == "schedule" and self.recommended_schedule is None:
+            raise ValueError("kind='schedule' needs diagnose(..., design=True) and an identifiable fit")
+        return kinds[kind](self)
+
     @property
     def mechanism_rejected(self) -> bool:
         """True when the goodness-of-fit test rejects at 5% or a drift the mechanism cannot produce is flagged."""
