@@ -227,3 +227,22 @@ def test_bad_input_names_the_argument():
         hl.diagnose([x, x], schemes=["fresh", "nope"])
     with pytest.raises(ValueError, match="order"):
         hl.diagnose([x, x], order=0)
+
+
+def test_per_generation_times_with_a_separate_data_sample():
+    # annealed schedule, generation 0 a different model than the data: one t_i per transition, latent a^0
+    data = bimodal_1d()
+    init = hl.GaussianMixture([1.0], [[0.5]], [1.5])
+    alpha, times, n = 0.5, np.array([0.3, 0.2, 0.1]), 20_000
+    key = jax.random.key(31)
+    gens = [np.asarray((hl.generation(data, alpha, times, i, init=init) if i else init).sample(jax.random.fold_in(key, i), n))
+            for i in range(4)]
+    x_data = np.asarray(data.sample(jax.random.fold_in(key, 99), n))
+    d = hl.diagnose(gens, x_data, order=4, per_generation_t=True)
+    assert d.separate_data and d.per_generation_t and d.identifiable and d.alpha is not None, d.explanation
+    assert abs(d.alpha - alpha) < 3 * d.alpha_se
+    assert np.all(np.abs(d.times - times) < 3 * d.times_se), (d.times, d.times_se)
+    assert d.dof == 3 * 4 - 4  # K M - L M - p = 5*4 - 2*4 - 4
+    assert abs(d.t0 - times.mean()) < 3 * d.t0_se
+    # a constant t0 cannot describe the annealed schedule: rejected
+    assert hl.diagnose(gens, x_data, order=4).p_value < 1e-3
