@@ -39,9 +39,11 @@ class SchemeFit:
     latent: np.ndarray  # (L, M) fitted latent coefficients (a^data[, a^0])
     alpha: float
     times: np.ndarray
+    hessian: np.ndarray | None = None
 
     def to_json(self) -> dict:
-        return {"scheme": self.scheme, "alpha": self.alpha, "times": self.times.tolist(), "chi2": self.chi2,
+        alpha = self.alpha if self.scheme == "fresh" else {"replace": 0.0, "accumulate": None}[self.scheme]
+        return {"scheme": self.scheme, "alpha": alpha, "times": self.times.tolist(), "chi2": self.chi2,
                 "dof": self.dof, "p_value": self.p_value, "aic": self.aic}
 
 
@@ -325,7 +327,14 @@ def diagnose(generations: Sequence[Any], data: Any = None, *, order: int = 4, pe
                    f"on {M} dof, p = {signal_p:.2g}): the truncation has nothing to attenuate")
     if cov is None or not np.all(np.isfinite([alpha_se_raw, t0_se_raw])):
         alpha_ok = t0_ok = False
-        why.append("the criterion is flat in some direction at the optimum (singular information)")
+        Hf = fit.hessian
+        h_t = float(np.sum(Hf[1:, 1:])) / max(Hf.shape[0] - 1, 1) ** 2 if Hf is not None and Hf.shape[0] > 1 else 0.0
+        se_t_alone = math.sqrt(2.0 / h_t) if h_t > 0 else math.inf
+        if signal_p <= 1e-3 and t0_raw - Z95 * se_t_alone <= 0:
+            why.append(f"the generations are indistinguishable from the data (t0 = {t0_raw:.3g} +- {se_t_alone:.2g} "
+                       f"includes 0), so alpha, which acts only through the attenuation, is not determined")
+        else:
+            why.append("the criterion is flat in some direction at the optimum (singular information)")
     else:
         if Z95 * alpha_se_raw >= 0.5:
             alpha_ok = False
@@ -460,7 +469,7 @@ def _fit_scheme(scheme, A, W, mode_order, G, per_gen, order, sep) -> SchemeFit:
     dof = K * M - L * M - p
     alpha, times = mdl.split_theta(jnp.asarray(th), scheme, G, per_gen)
     return SchemeFit(scheme, th, cov, q, dof, float(_st.chi2.sf(q, dof)) if dof > 0 else float("nan"),
-                     q + 2 * p, np.asarray(b), float(alpha), np.asarray(times))
+                     q + 2 * p, np.asarray(b), float(alpha), np.asarray(times), H if np.all(np.isfinite(H)) else None)
 
 
 def _fitted(fit: SchemeFit, mode_order, order, G, per_gen, sep):

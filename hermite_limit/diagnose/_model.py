@@ -134,18 +134,21 @@ def _lm(theta, A, W, mode_order, spec, n_iter):
         Hm = (g[:p] - g[p:]) / (2.0 * h[:, None])
         return 0.5 * (Hm + Hm.T)
 
-    def body(_, state):
-        th, q, mu = state
+    def body(state):
+        k, th, q, mu, _ = state
         g, H = grad(th), hess(th)
         D = jnp.maximum(jnp.abs(jnp.diag(H)), 1e-12)
         step = jnp.linalg.solve(H + mu * jnp.diag(D), g)
         cand = th - step
         qc = f(cand)
         ok = jnp.isfinite(qc) & (qc <= q)
-        return (jnp.where(ok, cand, th), jnp.where(ok, qc, q), jnp.where(ok, mu * 0.3, mu * 10.0))
+        small = jnp.max(jnp.abs(step) / (jnp.abs(th) + 1e-6)) < 1e-10
+        done = (ok & small) | (mu > 1e12)  # converged, or no descent step left
+        return (k + 1, jnp.where(ok, cand, th), jnp.where(ok, qc, q), jnp.where(ok, mu * 0.3, mu * 10.0), done)
 
     q0 = f(theta)
-    theta, q, _ = jax.lax.fori_loop(0, n_iter, body, (theta, q0, jnp.asarray(1e-3, theta.dtype)))
+    state = (jnp.asarray(0), theta, q0, jnp.asarray(1e-3, theta.dtype), jnp.asarray(False))
+    _, theta, q, _, _ = jax.lax.while_loop(lambda s: (s[0] < n_iter) & ~s[4], body, state)
     return theta, q, hess(theta)
 
 
