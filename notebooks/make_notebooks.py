@@ -79,11 +79,12 @@ NOTEBOOKS = {
         ("md", "## 1. A learned run: `hl.retrain` with a refitted mixture as the learner\n"
                "Each generation trains on `alpha p_data + (1 - alpha) p_i`, samples through a reverse SDE stopped at `t0`, and "
                "carries an EM-refitted mixture (an imperfect learner) to the next generation. We keep every generation's particles."),
-        ("code", "data = hl.datasets.preset('bimodal-1d')\nalpha, t0, n = 0.4, 0.15, 4000\nparticles = []\n"
+        ("code", "data = hl.GaussianMixture([0.5, 0.5], [[-1.5, 0.5], [1.0, -1.0]], [0.25, 0.25])   # 2-D, two modes\n"
+                 "alpha, t0, n = 0.4, 0.15, 4000\nparticles = []\n"
                  "hl.retrain(jax.random.key(0), data, alpha, t0, 5, n, carry='refit', n_steps=200, progress=False,\n"
                  "           callback=lambda i, x: particles.append(np.asarray(x)))\n"
                  "gens = [np.asarray(data.sample(jax.random.key(1), n))] + particles   # generation 0: the data\n"
-                 "d = hl.diagnose(gens, order=4, design=True, forecast_generations=30)\n"
+                 "d = hl.diagnose(gens, order=3, design=True, forecast_generations=30)\n"
                  "print(d.status, '|', d.explanation)\n"
                  "if d.alpha is not None:\n    print(f'alpha = {d.alpha:.3f} +- {d.alpha_se:.3f} (configured {alpha}),  t0 = {d.t0:.4f} +- {d.t0_se:.4f} (configured {t0})')\n"
                  "print(f'goodness of fit: chi2 = {d.chi2:.1f} on {d.dof} dof, p = {d.p_value:.3f}')"),
@@ -100,14 +101,18 @@ NOTEBOOKS = {
                  "rho = np.exp(-t_stop)\nfolder = Path(tempfile.mkdtemp())\n\n"
                  "def fresh_data(k):\n    z = rng.standard_normal((k, 2))\n    c = rng.random(k) < 0.5\n"
                  "    return np.where(c[:, None], [-1.5, 0.5], [1.0, -1.0]) + 0.5 * z\n\n"
-                 "samples = fresh_data(5000)\nfor gen in range(7):\n    np.save(folder / f'gen_{gen:02d}.npy', samples)\n"
+                 "samples = fresh_data(5000)\nfor gen in range(6):\n    np.save(folder / f'gen_{gen:02d}.npy', samples)\n"
                  "    k_fresh = rng.binomial(5000, 0.3)                       # alpha = 0.3\n"
                  "    train = np.concatenate([fresh_data(k_fresh), samples[rng.choice(5000, 5000 - k_fresh)]])\n"
                  "    samples = rho * train + np.sqrt(1 - rho**2) * rng.standard_normal(train.shape)\n"
                  "print('alpha = 0.3, t_stop =', t_stop, 'files:', sorted(p.name for p in folder.glob('*.npy')))"),
         ("code", "out = folder / 'diagnosis'\ncli.main(['diagnose', *map(str, sorted(folder.glob('gen_*.npy'))), '--order', '3', '--out', str(out)])\n"
                  "display(Markdown((out / 'report.md').read_text().split('![')[0]))"),
-        ("md", "The DDPM row converts the fitted OU time back to the loop's own step count. The inverse filter recovers the data's "
+        ("md", "This loop's \"model\" memorises its training set, so each generation is built from the previous generation's "
+               "own samples: the sample sets are not independent, as the estimator assumes, and the learner's finite-sample noise "
+               "enters the trajectory itself. Expect estimates within a few standard errors of the truth (alpha = 0.3, "
+               "step 150), not the nominal coverage. "
+               "The DDPM row converts the fitted OU time back to the loop's own step count. The inverse filter recovers the data's "
                "coefficients from the last generation up to the order where its standard error, amplified by `1 / f_m`, "
                "still stays below the value:"),
         ("code", "import json\njs = json.loads((out / 'diagnosis.json').read_text())\n"

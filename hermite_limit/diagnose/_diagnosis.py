@@ -199,7 +199,8 @@ def diagnose(generations: Sequence[Any], data: Any = None, *, order: int = 4, pe
     schemes : "all" or a subset of ("fresh", "replace", "accumulate"), optional: also fit these schemes
         (replace: ``alpha = 0``; accumulate: ``q_i = (p_data + p_1 + ... + p_i) / (i + 1)``) and name the
         best by AIC ``= chi2 + 2 p``.
-    bootstrap : bool; n_boot : int >= 2; key : PRNG key (required with ``bootstrap``).
+    bootstrap : bool; n_boot : int >= 2; key : PRNG key (required with ``bootstrap``; the forecast's parametric
+        draws use it too, ``jax.random.key(0)`` when not given, so the same inputs give the same report).
     beta_min, beta_max : VP-SDE linear schedule for the ``eps`` conversion of ``t0``.
     ddpm_betas : array of DDPM betas for the step conversion (default: linear 1e-4..0.02, 1000 steps).
     forecast_generations : int, horizon of the forecast (:mod:`hermite_limit.diagnose`'s ``forecast``).
@@ -210,6 +211,12 @@ def diagnose(generations: Sequence[Any], data: Any = None, *, order: int = 4, pe
     Returns
     -------
     Diagnosis
+        ``alpha``, ``alpha_se``, ``t0``, ``t0_se`` (None when not identified or inadmissible, with ``status``
+        and ``explanation``), intervals, ``chi2``/``dof``/``p_value``, ``per_order`` residuals, ``flags``
+        (mean moving away from 0, total variance below ``min(tr cov(data), d)``, goodness of fit),
+        ``mechanism_rejected``, ``conventions`` (VP eps, DDPM step), ``schemes``/``best_scheme``,
+        ``bootstrap``, ``attenuation`` (measured vs fitted per order and generation), ``forecast``,
+        ``inverse`` (data coefficients recovered from the last generation), ``recommended_schedule``.
     """
     # ---- validation (before any work) ----
     if isinstance(generations, np.ndarray) and generations.ndim == 3:
