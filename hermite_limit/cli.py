@@ -480,7 +480,43 @@ def build_parser() -> argparse.ArgumentParser:
     img.add_argument("--quick", action="store_true", help="small sizes (a smoke run; numbers not meaningful)")
     img.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     img.set_defaults(run=_learned_images)
+    _add_diagnose_parser(sub)
     return parser
+
+
+def _add_diagnose_parser(sub) -> None:
+    """The `diagnose` subcommand (its work lives in hermite_limit.diagnose, imported when it runs)."""
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = sub.add_parser(
+        "diagnose", help="estimate alpha and t0 of a retraining pipeline from its generations", formatter_class=fmt,
+        description="Fit a^{i+1}_n = rho^|n| (alpha a^data_n + (1 - alpha) a^i_n) to the Hermite coefficients of every "
+        "generation (errors in variables, chi-square goodness of fit), forecast the limit, invert the filter and "
+        "design a schedule. Inputs: .npy/.npz/.csv sample files or folders of PNG images (8-bit pixel v -> v / 127.5 - 1 (in [-1, 1]), or "
+        "--scale/--shift). Writes diagnosis.json, report.md and figures.",
+        epilog="examples:\n  hermite-limit diagnose gen0.npy gen1.npy gen2.npy gen3.npy --out diag\n"
+        "  hermite-limit diagnose g0/ g1/ g2/ --order 2 --data real.npy --out diag   (folders of PNGs)",
+    )
+    p.add_argument("generations", nargs="+", metavar="GEN", help="samples of generation 0, 1, ... (file or PNG folder)")
+    p.add_argument("--data", metavar="FILE", help="separate fresh-data samples (default: generation 0 is the data)")
+    p.add_argument("--order", type=int, default=4, help="highest total Hermite order (default 4)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    p.add_argument("--scale", type=float, help="PNG pixels: x = v * scale + shift instead of v / 127.5 - 1")
+    p.add_argument("--shift", type=float, help="PNG pixels: see --scale")
+    p.add_argument("--per-generation-t", action="store_true", help="fit one t_i per generation")
+    p.add_argument("--schemes", action="store_true", help="compare fresh / replace / accumulate")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="B", help="bootstrap replicates as a check (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed for bootstrap and forecast draws (default 0)")
+    p.add_argument("--beta-min", type=float, default=0.1, help="VP beta_min for the eps conversion (default 0.1)")
+    p.add_argument("--beta-max", type=float, default=20.0, help="VP beta_max (default 20)")
+    p.add_argument("--horizon", type=int, default=50, help="forecast and designed-schedule generations (default 50)")
+    p.add_argument("--t-min", type=float, default=1e-3, help="smallest truncation time of the design (default 1e-3)")
+    p.set_defaults(run=_diagnose)
+
+
+def _diagnose(args) -> int:
+    from .diagnose._cli import run
+
+    return run(args)
 
 
 def _learned_images(args) -> int:
