@@ -12,7 +12,7 @@ CIFAR10_SHAPE = (3, 32, 32)
 
 
 def seed_gmm10(sigma: float = 0.6, n_components: int = 5, dim: int = 10, separation: float = 3.0) -> GaussianMixture:
-    """The seeds' synthetic law: equal-weight mixture of ``N(mu_k, sigma^2 I_10)``, k = 1..5.
+    """The papers' synthetic law: equal-weight mixture of ``N(mu_k, sigma^2 I_10)``, k = 1..5.
 
     The papers do not give the means; ours are ``separation`` times the first five coordinate
     axes (pairwise distance ``separation * sqrt(2)``, so the modes are well separated for

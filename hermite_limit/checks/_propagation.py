@@ -72,9 +72,9 @@ def check_seed_chi2_bounds(
     d: int = 2, eps_values=(0.03, 0.1, 0.3), t0: float = 0.02, n_paths: int = 4000, n_steps: int = 200,
     seed: int = 0, lower: float = 1 / 8, two_sided=(1 / 4, 4.0),
 ) -> list[CheckRecord]:
-    """Seed claims: ``chi2 >= (1/8) eta star-eps^2`` and ``(1/4) eta star-eps^2 <= chi2 <= 4 star-eps^2``.
+    """The paper's claims: ``chi2 >= (1/8) eta star-eps^2`` and ``(1/4) eta star-eps^2 <= chi2 <= 4 star-eps^2``.
 
-    Small-error regime: the three error families of the seeds scaled to ``star-eps`` in ``eps_values``.
+    Small-error regime: the three error families of the papers scaled to ``star-eps`` in ``eps_values``.
     chi2 and star-eps^2 are exact; eta is estimated (paired paths, cross-fitted regression) and a
     lower bound counts as holding only if it holds at ``eta + 3 se``.
     """
@@ -108,7 +108,7 @@ def check_seed_chi2_bounds(
                "eta": eta.tolist(), "eta_stderr": se.tolist(), "chi2_over_eta_energy": (chi2 / (eta * energy)).tolist()}
     lower_rec = CheckRecord(
         name=f"seed_lower_bound[d={d}]",
-        claim="(seed claim) chi2(learned || ideal) >= (1/8) eta star-eps^2 in the small-error regime "
+        claim="(paper's claim) chi2(learned || ideal) >= (1/8) eta star-eps^2 in the small-error regime "
         "(row: smallest chi2 / (eta star-eps^2), eta at +3 standard errors)",
         predicted=lower, measured=float(low_ratio.min()), tolerance=0.0,
         relation=">=",
@@ -116,7 +116,7 @@ def check_seed_chi2_bounds(
     )
     two_rec = CheckRecord(
         name=f"seed_two_sided[d={d}]",
-        claim="(seed claim) (1/4) eta star-eps^2 <= chi2 <= 4 star-eps^2 in the small-error regime "
+        claim="(paper's claim) (1/4) eta star-eps^2 <= chi2 <= 4 star-eps^2 in the small-error regime "
         "(row: the lower side, smallest chi2 / (eta star-eps^2); upper side in details)",
         predicted=two_sided[0], measured=float(low_ratio.min()), tolerance=0.0,
         relation=">=",
@@ -148,7 +148,7 @@ def check_discounted_accumulation(
     data: GaussianMixture, alphas=(0.1, 0.5, 0.9), t0: float = 0.02, n: int = 12,
     error=(0.001, 0.002), discount=None,
 ) -> CheckRecord:
-    """An error made m generations before N enters ``D_N`` with weight ``(1-alpha)^{2m}`` (seed claim).
+    """An error made m generations before N enters ``D_N`` with weight ``(1-alpha)^{2m}`` (paper's claim).
 
     Exact: the perturbation of generation i's output propagates linearly, multiplied by (1 - alpha)
     and smoothed by P_t0 per generation, so its chi2 contribution to p_N shrinks per generation by
@@ -192,7 +192,7 @@ def check_discounted_accumulation(
     worst = max((max(abs(np.log(np.array(v) / discount(a)))) for a, v in ratios_all.items() if v), default=float("nan"))
     return CheckRecord(
         name=f"discounted_accumulation[t0={t0:g}]",
-        claim="(seed claim) an error m generations old enters D_N with weight (1-alpha)^{2m}; additive form sqrt(D_N) <= sum_i sqrt(c_i) "
+        claim="(paper's claim) an error m generations old enters D_N with weight (1-alpha)^{2m}; additive form sqrt(D_N) <= sum_i sqrt(c_i) "
         "(row: largest |log(per-generation ratio / (1-alpha)^2)|; tolerance: the OU smoothing -log(rho^4), +1%)",
         predicted=0.0,
         measured=float(worst),
@@ -256,7 +256,7 @@ def check_w2_ball(
 
 def seed_experiment_panels(data: GaussianMixture, alphas, t0: float, generations=(0, 10, 20), n_particles: int = 2000,
                            n_steps: int = 200, seed: int = 0):
-    """The seeds' figure: reverse-SDE samples on the data's first two principal axes per alpha and generation."""
+    """The papers' figure: reverse-SDE samples on the data's first two principal axes per alpha and generation."""
     from ..plots import pc_panels
     from ..sampling import ExactScore, ParticleScore, retrain
 

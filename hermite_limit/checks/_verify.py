@@ -28,7 +28,7 @@ from ._learned import LEARNED_FULL, LEARNED_QUICK, check_learned_family
 class VerifyConfig:
     """Settings of a verification run (all overridable from a TOML file with the same keys).
 
-    The defaults are the seeds' synthetic experiment: alpha in {0.1, 0.5, 0.9}, 20 generations,
+    The defaults are the papers' synthetic experiment: alpha in {0.1, 0.5, 0.9}, 20 generations,
     the 10-D mixture of five N(mu_k, 0.6^2 I) (see ``datasets.seed_gmm10``), truncation ``t0``.
     ``only`` restricts the run to some check families (names in :data:`CHECK_FAMILIES`: the check
     functions' names without ``check_``, and ``seed_experiment_pc_panels`` for the figure of the full
@@ -106,7 +106,7 @@ def planned_checks(config: VerifyConfig) -> list[tuple[str, Callable[[], CheckRe
         lambda: check_annealed_schedules(bimodal, mid, t0, n_asymptotic=5000 if config.quick else 20_000))
     add("init_independence", "init independence", lambda: check_init_independence(bimodal, mid, t0))
     add("no_fresh_data", "no fresh data", lambda: check_no_fresh_data(bimodal, t0))
-    # error propagation (second paper): the seeds' early stopping t0 = 0.02
+    # error propagation (second paper): the papers' early stopping t0 = 0.02
     t_seed = 0.02
     key_seed = config.seed
     add("girsanov_kl", "Girsanov KL bound", lambda: check_girsanov_kl(d=3, n_errors=12 if config.quick else 40, seed=key_seed))
@@ -136,7 +136,7 @@ def planned_checks(config: VerifyConfig) -> list[tuple[str, Callable[[], CheckRe
 
 
 def planned_figures(config: VerifyConfig) -> list[tuple[str, Callable]]:
-    """Figures of the report that are not checks: the seeds' principal-component sample panels."""
+    """Figures of the report that are not checks: the papers' principal-component sample panels."""
     if config.quick or (config.only and "seed_experiment_pc_panels" not in config.only):
         return []
     seed = datasets.seed_gmm10()
