@@ -42,17 +42,41 @@ from typing import Any
 import numpy as np
 
 from ._mixture import GaussianMixture, as_mixture, empirical
-from ._validation import _scalar, check_alpha, check_positive_int, check_time
+from ._validation import (
+    FLOAT_BYTES,
+    as_float_array,
+    check_alpha,
+    check_choice,
+    check_int,
+    check_memory,
+    check_time,
+    check_work,
+    fmt,
+    real_scalar,
+)
 
 FAMILIES = {
     "power-law": ("power", np.round(np.arange(0.0, 4.0 + 1e-9, 0.05), 10)),
     "geometric": ("ratio", np.round(np.arange(1.0, 0.5 - 1e-9, -0.01), 10)),
 }
 from .trajectory import MAX_COMPONENTS_FOR_W2  # above it the exact W2 on PC 1 is skipped (seconds per generation)
+from .trajectory import check_generations
+
+# Generations of one forecast: the schedule search alone runs 132 candidate schedules through every
+# generation; above this the request is refused.
+MAX_GENERATIONS = 10**4
 
 
 def family_times(family: str, t0: float, parameter: float, n: int) -> np.ndarray:
-    """Times t_0..t_{n-1} of a family member: ``t0/(i+1)^p`` (power-law) or ``t0 r^i`` (geometric)."""
+    """Times t_0..t_{n-1} of a family member: ``t0/(i+1)^p`` (power-law, ``p >= 0``) or ``t0 r^i``
+    (geometric, ``0 < r <= 1``); ``n`` in ``[0, MAX_GENERATIONS]``."""
+    check_choice(family, "family", sorted(FAMILIES))
+    t0 = check_time(t0, "t0")
+    if family == "power-law":
+        parameter = real_scalar("parameter", parameter, low=0.0)
+    else:
+        parameter = real_scalar("parameter", parameter, low=0.0, high=1.0, low_open=True)
+    n = _check_generations_count(n, "n", minimum=0)
     i = np.arange(int(n), dtype=np.float64)
     if family == "power-law":
         return t0 / (i + 1.0) ** parameter
@@ -62,9 +86,16 @@ def family_times(family: str, t0: float, parameter: float, n: int) -> np.ndarray
 
 
 def relative_spectral_error(factors: Any, energies: Any) -> float:
-    """``sum_{m>=1} (1 - f_m)^2 E_m / sum_{m>=1} E_m`` (index 0 is the order-0 mode, excluded)."""
-    f = np.asarray(factors, dtype=np.float64)
-    E = np.asarray(energies, dtype=np.float64)
+    """``sum_{m>=1} (1 - f_m)^2 E_m / sum_{m>=1} E_m`` (index 0 is the order-0 mode, excluded).
+
+    ``factors`` and ``energies``: finite 1-D arrays of the same length; energies non-negative.
+    """
+    f = as_float_array("factors", factors, ndim=1)
+    E = as_float_array("energies", energies, ndim=1)
+    if f.shape != E.shape or f.size == 0:
+        raise ValueError(f"factors and energies must be non-empty and of the same length; got {f.size} and {E.size}")
+    if np.any(E < 0):
+        raise ValueError(f"energies must be non-negative; got min(energies)={fmt(float(E.min()))}")
     den = float(np.sum(E[1:]))
     if den <= 0:
         return 0.0
@@ -86,6 +117,8 @@ def data_energies(data: GaussianMixture, order: int) -> np.ndarray:
     """``E_m(p_data)``, m = 0..order: all coefficients for d <= 3, ``energy_spectrum`` above."""
     from .plots import energies_of
 
+    data = as_mixture(data, "data")
+    order = _check_order(order, data, minimum=0)
     return np.asarray(energies_of(data, order), dtype=np.float64)
 
 
@@ -147,8 +180,10 @@ def forecast(data: Any, alpha: float, t0: float, generations: int, budget: float
 
     Parameters
     ----------
-    data : GaussianMixture, result with ``.mixture``, or samples (N, d) (taken as their empirical law)
-    alpha : float in [0, 1]; t0 : float > 0; generations : int >= 1
+    data : GaussianMixture, result with ``.mixture``, or samples (N, d) or (N,) (taken as their empirical law)
+    alpha : float in [0, 1]; t0 : float > 0
+    generations : int in [1, MAX_GENERATIONS]; when the exact W2 on PC 1 is computed (data of at most
+        ``MAX_COMPONENTS_FOR_W2`` components) also within ``trajectory.MAX_TOTAL_COMPONENTS`` components built
     budget : float in (0, 1], allowed relative spectral error after ``generations`` generations
     order : int >= 1, highest total Hermite order M of the error measure
     n_pcs : int >= 1, principal components reported (at most d)
@@ -158,12 +193,17 @@ def forecast(data: Any, alpha: float, t0: float, generations: int, budget: float
     data = _as_data(data)
     alpha = float(check_alpha(alpha))
     t0 = float(check_time(t0, "t0"))
-    N = check_positive_int(generations, "generations", allow_zero=False)
-    B = _scalar("budget", budget)
+    N = _check_generations_count(generations, "generations", minimum=1)
+    if data.n_components <= MAX_COMPONENTS_FOR_W2:  # the exact W2 on PC 1 builds every generation
+        check_generations(N, data.n_components, "generations")
+    B = real_scalar("budget", budget)
     if not (0 < B <= 1):
-        raise ValueError(f"budget must lie in (0, 1] (a relative error); got budget={budget!r}")
-    M = check_positive_int(order, "order", allow_zero=False)
-    k = min(check_positive_int(n_pcs, "n_pcs", allow_zero=False), data.dim)
+        raise ValueError(f"budget must lie in (0, 1] (a relative error); got budget={fmt(B)}")
+    M = _check_order(order, data, minimum=1)
+    n_schedules = sum(len(grid) for _, grid in FAMILIES.values())
+    check_work("generations", float(n_schedules) * N * (M + 1),
+               detail=f"{n_schedules} candidate schedules x {fmt(N)} generations x {M + 1} orders")
+    k = min(check_int(n_pcs, "n_pcs", minimum=1), data.dim)
 
     E = data_energies(data, M)
     F = _factors(alpha, np.full(N, t0), M)
@@ -200,10 +240,34 @@ def forecast(data: Any, alpha: float, t0: float, generations: int, budget: float
                     dirs, var, pc_E, pc_EN, lost, rank, search, recommended)
 
 
+def _check_generations_count(n: Any, name: str, *, minimum: int) -> int:
+    n = check_int(n, name, minimum=minimum)
+    if n > MAX_GENERATIONS:
+        raise ValueError(
+            f"{name} too large: {name}={fmt(n)} is over the limit of {MAX_GENERATIONS:,} generations per forecast "
+            "(every candidate schedule is run through every generation)"
+        )
+    return n
+
+
+def _check_order(order: Any, data: GaussianMixture, *, minimum: int) -> int:
+    """Highest total order; the coefficient table (``C(order + d, d)`` per component for d <= 3) must fit."""
+    import math
+
+    M = check_int(order, "order", minimum=minimum)
+    count = math.comb(M + data.dim, data.dim) if data.dim <= 3 else M + 1
+    check_memory("order", float(FLOAT_BYTES) * count * max(data.n_components, 1),
+                 detail=f"{count:.3g} Hermite coefficients of order <= {fmt(M)} for {data.n_components} components")
+    return M
+
+
 def _as_data(data: Any) -> GaussianMixture:
     if isinstance(data, GaussianMixture) or isinstance(getattr(data, "mixture", None), GaussianMixture):
         return as_mixture(data, "data")
-    return empirical(data)
+    x = as_float_array("data", data, ndim=(1, 2))
+    if x.shape[0] == 0 or (x.ndim == 2 and x.shape[1] == 0):
+        raise ValueError(f"data must hold at least one sample of dimension >= 1; got shape {x.shape}")
+    return empirical(x)
 
 
 def _gelbrich(data: GaussianMixture, F: np.ndarray) -> np.ndarray:

@@ -15,12 +15,30 @@ import dataclasses
 import numpy as np
 
 from ._limit import generation, limit_distribution
-from ._mixture import GaussianMixture
+from ._mixture import GaussianMixture, as_mixture
 from ._time import schedule_times
+from ._validation import check_alpha, check_int, fmt
 from .divergences import gaussian_w2, w2_1d
 
 
 MAX_COMPONENTS_FOR_W2 = 256
+# Every generation's exact law is built: p_k has about (k + 1) K components, so n generations handle about
+# K (n + 1)(n + 2) / 2 components in all. Requests above this total are refused (they would run for hours).
+MAX_TOTAL_COMPONENTS = 2**24
+
+
+def check_generations(n, n_components: int, name: str = "n", *, minimum: int = 0) -> int:
+    """A number of generations whose exact laws (about ``K (n + 1)(n + 2) / 2`` components in all) fit
+    ``MAX_TOTAL_COMPONENTS``."""
+    n = check_int(n, name, minimum=minimum)
+    total = n_components * (n + 1.0) * (n + 2.0) / 2.0
+    if total > MAX_TOTAL_COMPONENTS:
+        raise ValueError(
+            f"{name} too large: {name}={fmt(n)} generations of a {n_components}-component law build about "
+            f"{total:.3g} mixture components in all (generation k has about (k + 1) x {n_components}), over the "
+            f"limit of {MAX_TOTAL_COMPONENTS:,}; use fewer generations"
+        )
+    return n
 
 
 @dataclasses.dataclass
@@ -49,12 +67,24 @@ class Trajectory:
 
 def principal_axis(gm: GaussianMixture) -> np.ndarray:
     """Unit eigenvector of the largest eigenvalue of the mixture covariance."""
+    gm = as_mixture(gm, "gm")
     lam, V = np.linalg.eigh(np.asarray(gm.cov()))
     return V[:, -1]
 
 
 def trajectory(data: GaussianMixture, alpha: float, schedule, n: int, init: GaussianMixture | None = None) -> Trajectory:
-    """Distances of ``p_0..p_n`` to the data (and to the limit when the schedule is constant)."""
+    """Distances of ``p_0..p_n`` to the data (and to the limit when the schedule is constant).
+
+    ``data`` and ``init`` are mixtures of the same dimension, ``alpha`` in [0, 1], ``n >= 0`` generations
+    within ``MAX_TOTAL_COMPONENTS`` (see :func:`check_generations`), ``schedule`` as in ``hl.schedule_times``.
+    """
+    data = as_mixture(data, "data")
+    alpha = check_alpha(alpha)
+    n = check_generations(n, data.n_components + (0 if init is None else as_mixture(init, "init").n_components))
+    if init is not None:
+        init = as_mixture(init, "init")
+        if init.dim != data.dim:
+            raise ValueError(f"init has dimension {init.dim} but data has dimension {data.dim}")
     times = schedule_times(schedule, n)
     u = principal_axis(data)
     data_1d = data.project(u)

@@ -38,11 +38,32 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._mixture import _check_key, as_mixture
+from .._mixture import as_mixture
 from .._precision import x64
-from .._validation import check_positive_int, is_concrete, _scalar
+from .._validation import (
+    FLOAT_BYTES,
+    as_float_array,
+    check_choice,
+    check_int,
+    check_key,
+    check_memory,
+    check_time,
+    check_work,
+    fmt,
+    is_concrete,
+    real_scalar,
+)
 from ._grid import GRIDS, time_grid
-from ._reverse import DEFAULT_T, INITS, _check_choice, check_dim, check_times, initial_particles, particle_sharding
+from ._reverse import (
+    DEFAULT_T,
+    INITS,
+    check_field,
+    check_particles,
+    check_sampler_size,
+    check_times,
+    initial_particles,
+    particle_sharding,
+)
 from ._score import mixture_score
 from ._solvers import loop_jit, scan_loop
 from ._stats import hermite_table
@@ -67,11 +88,25 @@ class ScoreError(eqx.Module):
         return int((self.W if self.W is not None else self.v).shape[-1])
 
     def __call__(self, x, t):
+        d = self.dim
+        if is_concrete(x):
+            arr = as_float_array("x", x)
+            if arr.ndim not in (1, 2) or arr.shape[-1] != d:
+                raise ValueError(f"x must have shape (n, {d}) or ({d},); got shape {arr.shape}")
+        if is_concrete(t):
+            check_time(t, "t", allow_zero=True)
         with jax.enable_x64(True):
             x = jnp.asarray(x, dtype=jnp.float64)
             if self.W is not None:
-                return self.scale * (x @ self.W.T)
-            return jnp.broadcast_to(self.scale * self.v, x.shape)
+                out = self.scale * (x @ self.W.T)
+            else:
+                out = jnp.broadcast_to(self.scale * self.v, x.shape)
+        if is_concrete(out) and is_concrete(x) and not np.all(np.isfinite(np.asarray(out))):
+            raise ValueError(
+                f"x out of range: the score error overflows float64 at max|x| = {fmt(float(np.max(np.abs(np.asarray(x)))))} "
+                f"(scale {fmt(float(self.scale))})"
+            )
+        return out
 
     def affine(self):
         """``(A, b)`` with ``e(x, t) = A x + b`` (constant in time)."""
@@ -115,27 +150,32 @@ def score_error(kind: str, q: Any, eps: Any, *, t0: Any, T: Any = DEFAULT_T, key
     0.01
     """
     gm = as_mixture(q, "q")
-    _check_choice(kind, "kind", KINDS)
-    eps = _scalar("eps", eps)
-    if eps < 0:
-        raise ValueError(f"eps must be >= 0; got eps={eps!r}")
+    check_choice(kind, "kind", KINDS)
+    eps = real_scalar("eps", eps, low=0.0)
     t0, T = check_times(t0, T)
     d = gm.dim
     W = v = None
     if kind == "aligned":
-        _check_choice(direction, "direction", ("identity", "covariance"))
-        if sign not in (1, -1, 1.0, -1.0):
-            raise ValueError(f"sign must be +1 or -1; got sign={sign!r}")
+        check_choice(direction, "direction", ("identity", "covariance"))
+        if isinstance(sign, (bool, np.bool_)) or not isinstance(sign, (int, float, np.integer, np.floating)) \
+                or sign not in (1, -1):
+            raise ValueError(f"sign must be +1 or -1; got sign={fmt(sign)}")
         if direction == "identity":
             W = jnp.eye(d)
         else:
             S = gm.cov()
-            W = S / (jnp.trace(S) / d)
+            spread = float(jnp.trace(S))
+            if not spread > 0:
+                raise ValueError(
+                    "direction='covariance' needs a training law q with non-zero covariance; "
+                    f"got trace(cov(q)) = {fmt(spread)} (use direction='identity')"
+                )
+            W = S / (spread / d)
         W = float(sign) * W
     else:
         if key is None:
             raise ValueError(f"key is required for kind={kind!r} (the random direction is drawn from it)")
-        key = _check_key(key) if is_concrete(key) else key
+        key = check_key(key)
         if kind == "random":
             G = jax.random.normal(key, (d, d), dtype=jnp.float64)
             W = G / jnp.linalg.norm(G) * math.sqrt(d)
@@ -143,6 +183,11 @@ def score_error(kind: str, q: Any, eps: Any, *, t0: Any, T: Any = DEFAULT_T, key
             g = jax.random.normal(key, (d,), dtype=jnp.float64)
             v = g / jnp.linalg.norm(g)
     unit = _unit_energy(gm, W, v, t0, T)
+    if not math.isfinite(unit):
+        raise ValueError(
+            f"q out of range: the second moment of q is too large for float64 (the energy of a unit error over "
+            f"[t0, T] is {fmt(unit)}); rescale the data"
+        )
     scale = jnp.asarray(eps / math.sqrt(unit) if unit > 0 else 0.0)
     return ScoreError(W, v, scale, kind)
 
@@ -164,12 +209,16 @@ def path_energy(key: Any, q: Any, error: Any, n: int, *, t0: Any, T: Any = DEFAU
     """Monte Carlo path energy ``sum_k 2 h_k E|e(Y_k, t_k)|^2`` with its standard error.
 
     ``process="learned"`` gives hat-eps^2 (paths driven by ``s + e``), ``"ideal"`` gives star-eps^2 (paths
-    driven by the exact score ``s``). The standard error is ``std(per-path energy) / sqrt(n)``.
+    driven by the exact score ``s``). The standard error is ``std(per-path energy) / sqrt(n)``, so ``n >= 2``.
+    ``error`` is probed once (shape, finite values) before the paths run; limits on ``n`` and ``n_steps`` are
+    those of :func:`reverse_sample`.
     """
-    gm, n, times, key = _setup(key, q, error, n, t0, T, n_steps, method, grid, init)
-    _check_choice(process, "process", ("learned", "ideal"))
-    _, energy, _ = _paths(key, gm, n, times, error, method, init, process == "learned", particle_sharding(n))
+    gm, n, times, key = _setup(key, q, error, n, t0, T, n_steps, method, grid, init, min_n=2)
+    check_choice(process, "process", ("learned", "ideal"))
+    y, energy, _ = _paths(key, gm, n, times, error, method, init, process == "learned", particle_sharding(n))
+    check_particles(y, times, method, "paths", user_fields=True)
     e = np.asarray(energy)
+    _check_finite_energy(e, "energy")
     return MCEstimate(float(e.mean()), float(e.std(ddof=1) / math.sqrt(n)))
 
 
@@ -209,14 +258,33 @@ def observability(key: Any, q: Any, error: Any, n: int, *, t0: Any, T: Any = DEF
     the other (unbiased for the variance of the projection: no overfitting inflation), both ways averaged.
     A finite feature set estimates the variance of a projection of ``E[M | Y]``, so ``eta`` is biased low
     when ``E[M | Y]`` is not in the span (exact for affine errors on Gaussian laws with ``degree >= 1``,
-    where ``E[M|Y]`` is linear). Standard error: bootstrap over paths (``n_boot`` resamples).
+    where ``E[M|Y]`` is linear). Standard error: bootstrap over paths (``n_boot >= 2`` resamples).
+
+    Sizes: the least-squares fit on each half needs more paths than features, so
+    ``n >= 2 (n_features + 2)`` with ``n_features = C(d + degree, degree) - 1``; the features
+    (``n * n_features`` floats) and the bootstrap (``n_boot * n`` draws) must fit the library's memory and
+    work budgets. ``eta`` is undefined (ValueError) when the error vanishes along the paths (``Var M = 0``).
     """
-    gm, n, times, key = _setup(key, q, error, n, t0, T, n_steps, "em", grid, init)
-    degree = check_positive_int(degree, "degree", allow_zero=False)
+    gm = as_mixture(q, "q")
+    degree = check_int(degree, "degree", minimum=1)
+    n_features = math.comb(gm.dim + degree, degree) - 1
+    min_n = 2 * (n_features + 2)
+    gm, n, times, key = _setup(key, q, error, n, t0, T, n_steps, "em", grid, init, min_n=min_n,
+                               why=f"two halves, each with more paths than the {n_features} features of degree <= {degree} plus the "
+                               "intercept; use more paths or a lower degree")
+    check_memory("degree", FLOAT_BYTES * float(n) * n_features, detail=f"{n_features} features of {fmt(n)} paths")
+    n_boot = check_int(n_boot, "n_boot", minimum=2)
+    check_work("n_boot", float(n_boot) * n, detail=f"n_boot={fmt(n_boot)} resamples of {fmt(n)} paths")
     k_paths, k_boot = jax.random.split(key)
     y, energy, M = _paths(k_paths, gm, n, times, error, "em", init, False, particle_sharding(n))
+    check_particles(y, times, "em", "paths", user_fields=True)
     y, energy, M = np.asarray(y), np.asarray(energy), np.asarray(M)
-    z = (y - y.mean(axis=0)) / y.std(axis=0)
+    _check_finite_energy(energy, "energy")
+    _check_finite_energy(M, "martingale")
+    sd = y.std(axis=0)
+    if not np.all(sd > 0):
+        raise ValueError("n too small: the path endpoints have zero spread along some axis; use more paths")
+    z = (y - y.mean(axis=0)) / sd
     F = _features(z, degree)
     half = n // 2
     parts = [(slice(0, half), slice(half, n)), (slice(half, n), slice(0, half))]
@@ -231,15 +299,21 @@ def observability(key: Any, q: Any, error: Any, n: int, *, t0: Any, T: Any = DEF
         return np.cov(m, f)[0, 1], m.var(ddof=1)
 
     cov_mf, var_m = ratio(np.arange(n))
+    if not var_m > 0:
+        raise ValueError(
+            "error vanishes along the paths (Var M = 0, e.g. eps = 0): the observability ratio "
+            "Var(E[M | Y]) / Var(M) is undefined"
+        )
     rng = np.random.default_rng(np.asarray(jax.random.key_data(k_boot)).ravel()[-1:])
     boots = []
     for _ in range(n_boot):
         c, v = ratio(rng.integers(0, n, n))
-        boots.append(c / v)
+        if v > 0:  # a resample of identical paths (probability about n^(1-n)) carries no information
+            boots.append(c / v)
     e_star = float(energy.mean())
     return Observability(
         eta=float(cov_mf / var_m),
-        eta_stderr=float(np.std(boots, ddof=1)),
+        eta_stderr=float(np.std(boots, ddof=1)) if len(boots) > 1 else float("inf"),
         eta_energy=float(cov_mf / e_star) if e_star > 0 else float("nan"),
         var_cond=float(cov_mf),
         var_m=float(var_m),
@@ -267,19 +341,27 @@ def _features(z: np.ndarray, degree: int) -> np.ndarray:
     return np.column_stack(cols)
 
 
-def _setup(key, q, error, n, t0, T, n_steps, method, grid, init):
+def _setup(key, q, error, n, t0, T, n_steps, method, grid, init, *, min_n: int = 1, why: str = ""):
     gm = as_mixture(q, "q")
-    if not callable(error):
-        raise ValueError(f"error must be a callable e(x, t) such as hl.score_error(...); got {type(error).__name__}")
-    check_dim(error, gm.dim, "error")
-    n = check_positive_int(n, "n", allow_zero=False)
+    n, n_steps = check_sampler_size(n, n_steps, gm.dim)
+    if n < min_n:
+        reason = why or "the standard error needs at least two paths"
+        raise ValueError(f"n must be >= {min_n} ({reason}); got n={fmt(n)}")
     t0, T = check_times(t0, T)
-    n_steps = check_positive_int(n_steps, "n_steps", allow_zero=False)
-    _check_choice(method, "method", ("em", "exponential"))
-    _check_choice(grid, "grid", GRIDS)
-    _check_choice(init, "init", INITS)
-    key = _check_key(key) if is_concrete(key) else key
+    check_choice(method, "method", ("em", "exponential"))
+    check_choice(grid, "grid", GRIDS)
+    check_choice(init, "init", INITS)
+    key = check_key(key)
+    check_field(error, "error", gm.dim, T, gm)
     return gm, n, time_grid(t0, T, n_steps, grid), key
+
+
+def _check_finite_energy(values: np.ndarray, what: str) -> None:
+    if not np.all(np.isfinite(values)):
+        raise ValueError(
+            f"error too large: the path {what} overflowed float64 (the score error's values along the paths "
+            "are beyond float64's range); use a smaller eps"
+        )
 
 
 @loop_jit

@@ -40,13 +40,21 @@ from scipy.special import ndtr
 from .._mixture import GaussianMixture, as_mixture, standard_normal
 from .._ou import _push
 from .._precision import x64
-from .._validation import check_positive_int
+from .._validation import FLOAT_BYTES, as_float_array, check_choice, check_int, check_memory, check_work, fmt
 from ..divergences import Estimate
 from ._grid import time_grid
-from ._reverse import DEFAULT_T, INITS, _check_choice, check_dim, check_times
+from ._reverse import DEFAULT_T, INITS, check_field, check_times
 from ._score import mixture_score
 
 _BOX_SD = 8.0
+# Size limits (refused up front): cells per solve (the solve keeps about ten arrays of (n + 1) n^(d-1)
+# floats, plus the score's (cells x components) temporaries), time steps, and the total work
+# cells x steps x components within the shared work budget.
+MAX_CELLS = 2**21
+MAX_STEPS = 10**6
+# The box must hold this much of the starting law: the solve has zero flux through the box, so a box
+# that misses the law squeezes its mass into the box and the output is meaningless.
+MIN_BOX_MASS = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +95,10 @@ class FokkerPlanckOutput:
 
     def density_at(self, x: Any) -> np.ndarray:
         """The density at points ``x`` (n, d) by (bi)linear interpolation of the cell values; 0 outside the box."""
-        x = np.asarray(x, dtype=np.float64).reshape(-1, self.dim)
+        x = as_float_array("x", x)
+        if x.ndim > 2 or (x.ndim >= 1 and x.shape[-1] != self.dim and not (self.dim == 1 and x.ndim == 1)):
+            raise ValueError(f"x must have shape (n, {self.dim}); got shape {x.shape}")
+        x = x.reshape(-1, self.dim)
         return _interpolator(self.axes, self.density)(x)
 
     def log_density(self, x: Any) -> np.ndarray:
@@ -150,7 +161,12 @@ def fokker_planck_output(
     init : {"exact", "gaussian"}.
     n_grid : int, even, cells per axis (default 800 in 1-D, 160 in 2-D).
     n_steps : int, even, time steps (default 400 in 1-D, 200 in 2-D). The coarse solve uses half of both.
-    box : sequence of ``(lo, hi)`` per axis, optional (default: see the module notes).
+    box : sequence of ``(lo, hi)`` per axis, optional (default: see the module notes). Each pair needs
+        ``hi - lo > 1e-9 max(1, |lo|, |hi|)``, ``|lo|, |hi| <= 1e100``, and the box must hold at least half of
+        the starting law's mass (the solve has zero flux through the box's faces).
+
+    Limits (refused up front, naming the argument): at most ``MAX_CELLS`` = 2^21 cells (``n_grid^d``),
+    ``MAX_STEPS`` = 10^6 steps, and ``n_steps * cells * components`` within the library's work budget.
 
     Returns
     -------
@@ -169,22 +185,41 @@ def fokker_planck_output(
     if d not in (1, 2):
         raise ValueError(f"q must have dimension 1 or 2 for the Fokker-Planck solve; got dimension {d}")
     t0, T = check_times(t0, T)
-    _check_choice(init, "init", INITS)
+    check_choice(init, "init", INITS)
     n_grid = _check_even(n_grid, "n_grid", 800 if d == 1 else 160)
     n_steps = _check_even(n_steps, "n_steps", 400 if d == 1 else 200)
+    cells = float(n_grid) ** d
+    if cells > MAX_CELLS:
+        raise ValueError(
+            f"n_grid too large: {fmt(n_grid)} cells per axis make {cells:.3g} cells in d={d}, over the limit of "
+            f"{MAX_CELLS:,} cells (memory: ten arrays of that size plus the score's temporaries)"
+        )
+    check_memory("n_grid", 10.0 * FLOAT_BYTES * cells * max(gm.n_components, 1), detail=f"{fmt(n_grid)}^{d} cells x {gm.n_components} components")
+    if n_steps > MAX_STEPS:
+        raise ValueError(f"n_steps too large: n_steps={fmt(n_steps)} is over the limit of {MAX_STEPS:,} time steps")
+    check_work("n_steps", float(n_steps) * cells * max(gm.n_components, 1),
+               detail=f"{fmt(n_steps)} steps x {cells:.3g} cells x {gm.n_components} components")
     if score_error is not None:
-        if not callable(score_error):
-            raise ValueError(f"score_error must be a callable e(x, t) or None; got {type(score_error).__name__}")
-        check_dim(score_error, d, "score_error")
+        check_field(score_error, "score_error", d, T, gm)
     box = _default_box(gm, float(t0), float(T)) if box is None else _check_box(box, d)
 
     start = _push(gm, T) if init == "exact" else standard_normal(d)
+    tail = _outside_mass(start, box)
+    if tail > 1.0 - MIN_BOX_MASS:
+        raise ValueError(
+            f"box misses the law: it holds at most {fmt(1.0 - tail)} of the starting law's mass (at least "
+            f"{MIN_BOX_MASS:g} is needed; the zero-flux solve would squeeze the rest into the box); got box={box}"
+        )
     score = mixture_score(gm)
     fine = _solve(gm, start, score, score_error, float(t0), float(T), box, n_grid, n_steps)
     coarse = _solve(gm, start, score, score_error, float(t0), float(T), box, n_grid // 2, n_steps // 2)
     volume = float(np.prod([(hi - lo) / n_grid for lo, hi in box]))
     l1_change = float(np.sum(np.abs(_restrict(fine) - coarse)) * volume * 2**d)
-    tail = _outside_mass(start, box)
+    if not (np.all(np.isfinite(fine)) and np.all(np.isfinite(coarse))):
+        raise ValueError(
+            f"box / n_grid out of range: the solve produced non-finite densities (cells of width "
+            f"{fmt(min((hi - lo) / n_grid for lo, hi in box))} on the box {box}); use the default box or more cells"
+        )
     return FokkerPlanckOutput(
         axes=_centres(box, n_grid), density=fine, coarse_density=coarse, box=tuple(box),
         mass=float(np.sum(fine) * volume), tail_mass=tail, l1_change=l1_change, error=l1_change / 3.0 + tail,
@@ -391,7 +426,7 @@ def _sensitivity(p, axes, gm, kind):
 def _check_even(value, name, default):
     if value is None:
         return default
-    value = check_positive_int(value, name, allow_zero=False)
+    value = check_int(value, name, minimum=1)
     if value < 4 or value % 2:
         raise ValueError(f"{name} must be an even integer >= 4 (the error estimate halves it); got {name}={value}")
     return value
@@ -400,8 +435,15 @@ def _check_even(value, name, default):
 def _check_box(box, d):
     try:
         box = [(float(lo), float(hi)) for lo, hi in box]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"box must be a sequence of (lo, hi) pairs, one per axis; got box={box!r}") from None
     if len(box) != d or any(not (np.isfinite(lo) and np.isfinite(hi) and hi > lo) for lo, hi in box):
         raise ValueError(f"box must hold {d} finite (lo, hi) pairs with hi > lo; got box={box!r}")
+    for lo, hi in box:
+        # cells must be resolvable in float64 (and far from its range) on both solves' grids
+        if not (hi - lo) > 1e-9 * max(1.0, abs(lo), abs(hi)) or max(abs(lo), abs(hi)) > 1e100:
+            raise ValueError(
+                f"box is degenerate: each (lo, hi) needs hi - lo > 1e-9 max(1, |lo|, |hi|) and |lo|, |hi| <= 1e100; "
+                f"got box={box!r}"
+            )
     return box

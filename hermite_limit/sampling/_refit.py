@@ -9,14 +9,17 @@ import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 from jax.scipy.special import logsumexp
 
-from .._mixture import GaussianMixture
+from .._mixture import GaussianMixture, as_mixture
+from .._validation import FLOAT_BYTES, as_float_array, check_int, check_memory, is_concrete, real_scalar
 
 _LOG_2PI = 1.8378770664093453
 
 
-@functools.partial(jax.jit, static_argnames=("n_iter",))
 def fit_gmm(x, init: GaussianMixture, n_iter: int = 30, reg: float = 1e-6) -> GaussianMixture:
     """Full-covariance EM for a ``K``-component mixture on samples ``x`` (n, d), warm-started at ``init``.
+
+    ``x`` finite, shape (n, d) with ``n >= 1``; ``init`` a mixture of the same ``d``; ``n_iter >= 0``;
+    ``reg > 0`` (checked when concrete; the (n, K, d) work array must fit the memory budget).
 
     Notes
     -----
@@ -24,6 +27,21 @@ def fit_gmm(x, init: GaussianMixture, n_iter: int = 30, reg: float = 1e-6) -> Ga
     ``w_k = mean_n r_nk``, ``m_k = sum_n r_nk x_n / N_k``, ``S_k = sum_n r_nk (x_n - m_k)(x_n - m_k)^T / N_k
     + reg I``. A component whose responsibility mass vanishes keeps its previous parameters.
     """
+    init = as_mixture(init, "init")
+    n_iter = check_int(n_iter, "n_iter", minimum=0)
+    if is_concrete(x):
+        arr = as_float_array("x", x, ndim=2)
+        if arr.shape[0] < 1 or arr.shape[1] != init.dim:
+            raise ValueError(f"x must have shape (n, {init.dim}) with n >= 1 to match init; got shape {arr.shape}")
+        check_memory("x", 3.0 * FLOAT_BYTES * arr.shape[0] * init.n_components * init.dim,
+                     detail=f"{arr.shape[0]} samples x {init.n_components} components x d={init.dim}")
+    if is_concrete(reg):
+        reg = real_scalar("reg", reg, low=0.0, low_open=True)
+    return _fit_gmm(x, init, n_iter, reg)
+
+
+@functools.partial(jax.jit, static_argnames=("n_iter",))
+def _fit_gmm(x, init: GaussianMixture, n_iter: int, reg) -> GaussianMixture:
     n, d = x.shape
     eye = jnp.eye(d)
     w0, m0, S0 = init.weights, init.means, init.full_covs() + reg * eye

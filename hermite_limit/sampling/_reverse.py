@@ -6,19 +6,40 @@ import dataclasses
 from typing import Any, Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from .._mixture import GaussianMixture, _check_key, _sample, as_mixture
+from .._mixture import GaussianMixture, _sample, as_mixture
 from .._noise import standard_normal
 from .._ou import _push
 from .._precision import x64
-from .._validation import check_positive_int, check_time, is_concrete
+from .._validation import (
+    FLOAT_BYTES,
+    as_float_array,
+    check_callable,
+    check_choice,
+    check_int,
+    check_key,
+    check_memory,
+    check_time,
+    fmt,
+    is_concrete,
+)
 from ._grid import GRIDS, time_grid
 from ._score import mixture_score
 from ._solvers import BACKENDS, METHODS, diffrax_loop, loop_jit, scan_loop
 
 INITS = ("exact", "gaussian")
+BROWNIAN = ("unsafe", "tree")
+# Size limits of the samplers (refused up front, with the limit in the message). The loop keeps about six
+# (n, d) float64 arrays alive (particles, noise, noise words, the score's temporaries), so the particle count
+# is bounded by the shared memory budget through ``LIVE_ARRAYS``; the time grid and the scan's length by
+# ``MAX_STEPS`` (10^7 steps of even one particle take minutes); and the whole run by ``MAX_ELEMENT_STEPS``
+# particle-coordinate steps (10^12: about an hour of a 2-core CPU).
+LIVE_ARRAYS = 6
+MAX_STEPS = 10**7
+MAX_ELEMENT_STEPS = 10**12
 # the error-propagation paper's T (docs/conventions.md, "Error propagation"); P_4 moves a law to within ~e^-4 of N(0, I)
 DEFAULT_T = 4.0
 
@@ -116,6 +137,12 @@ def reverse_sample(
     With several JAX devices the particle axis is sharded over a 1-D mesh (``NamedSharding``); results
     equal the single-device ones. Parameters ``t0``, ``T`` are traced: sweeps over them do not recompile.
 
+    Checks (``ValueError`` / ``TypeError`` naming the argument, before compiling): ``key`` one PRNG key;
+    ``n`` within the memory budget (``LIVE_ARRAYS`` arrays of ``n x d`` floats); ``n_steps <= MAX_STEPS``
+    and ``n d n_steps <= MAX_ELEMENT_STEPS``; ``score`` / ``score_error`` called once on two points at ``T``
+    (finite, shape of ``x``). Particles that come out non-finite, or beyond ``DIVERGED_FACTOR`` times the
+    scale of ``P_t0 q`` (steps too long for the explicit scheme), raise naming ``n_steps``.
+
     Examples
     --------
     >>> import jax, hermite_limit as hl
@@ -125,24 +152,28 @@ def reverse_sample(
     ((1000, 1), (51,))
     """
     gm = as_mixture(q, "q")
-    n = check_positive_int(n, "n", allow_zero=False)
+    n, n_steps = check_sampler_size(n, n_steps, gm.dim)
     t0, T = check_times(t0, T)
-    n_steps = check_positive_int(n_steps, "n_steps", allow_zero=False)
-    _check_choice(method, "method", METHODS)
-    _check_choice(grid, "grid", GRIDS)
-    _check_choice(init, "init", INITS)
-    _check_choice(backend, "backend", BACKENDS)
+    check_choice(method, "method", METHODS)
+    check_choice(grid, "grid", GRIDS)
+    check_choice(init, "init", INITS)
+    check_choice(backend, "backend", BACKENDS)
+    check_choice(brownian, "brownian", BROWNIAN)
     if backend == "diffrax" and method == "exponential":
         raise ValueError("method='exponential' is only available with backend='scan'")
-    key = _check_key(key) if is_concrete(key) else key
-    score = mixture_score(gm) if score is None else _check_callable(score, "score")
+    key = check_key(key)
+    user_fields = score is not None or score_error is not None
+    if score is None:
+        score = mixture_score(gm)
+    else:
+        check_field(score, "score", gm.dim, T, gm)
     if score_error is not None:
-        _check_callable(score_error, "score_error")
-        check_dim(score_error, gm.dim, "score_error")
-    check_dim(score, gm.dim, "score")
+        check_field(score_error, "score_error", gm.dim, T, gm)
     times = time_grid(t0, T, n_steps, grid)
     sharding = particle_sharding(n)
     y = _sample_core(key, gm, n, times, score, score_error, method, init, backend, brownian, sharding)
+    check_particles(y, times, method, "particles", user_fields=user_fields,
+                    scale=None if user_fields else law_scale(gm, t0))
     return ReverseSample(y, times, method, grid, init, backend)
 
 
@@ -172,19 +203,41 @@ def check_times(t0, T):
     t0 = check_time(t0, "t0")
     T = check_time(T, "T")
     if is_concrete(t0) and is_concrete(T) and not T > t0:
-        raise ValueError(f"T must be > t0; got T={T!r}, t0={t0!r}")
+        raise ValueError(f"T must be > t0; got T={fmt(T)}, t0={fmt(t0)}")
     return t0, T
 
 
+def check_sampler_size(n, n_steps, d: int, *, name_n: str = "n"):
+    """Particle count and step count of a sampler run, within the memory and time limits above."""
+    n = check_int(n, name_n, minimum=1)
+    check_memory(name_n, float(LIVE_ARRAYS) * FLOAT_BYTES * n * d, detail=f"{name_n}={fmt(n)} particles in d={d}")
+    n_steps = check_steps(n_steps)
+    if float(n) * d * n_steps > MAX_ELEMENT_STEPS:
+        raise ValueError(
+            f"n_steps too large for {name_n}={fmt(n)} particles in d={d}: {fmt(n_steps)} steps make "
+            f"{float(n) * d * n_steps:.3g} particle-coordinate steps, over the limit of {MAX_ELEMENT_STEPS:.0e} "
+            f"(about an hour of CPU); use fewer steps or particles"
+        )
+    return n, n_steps
+
+
+def check_steps(n_steps, name: str = "n_steps") -> int:
+    """Number of steps of a time grid: an integer in [1, MAX_STEPS]."""
+    n_steps = check_int(n_steps, name, minimum=1)
+    if n_steps > MAX_STEPS:
+        raise ValueError(
+            f"{name} too large: {name}={fmt(n_steps)} is over the limit of {MAX_STEPS:,} steps per run "
+            f"(a loop that long takes minutes even for one particle); use fewer steps"
+        )
+    return n_steps
+
+
 def _check_choice(value, name, choices):
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}; got {name}={value!r}")
+    check_choice(value, name, choices)
 
 
 def _check_callable(f, name):
-    if not callable(f):
-        raise ValueError(f"{name} must be a callable (x, t) -> array of shape x.shape; got {type(f).__name__}")
-    return f
+    return check_callable(f, name, n_args=2)
 
 
 def check_dim(f, d: int, name: str):
@@ -192,3 +245,73 @@ def check_dim(f, d: int, name: str):
     fd = getattr(f, "dim", None)
     if fd is not None and int(fd) != d:
         raise ValueError(f"{name} has dimension {int(fd)} but the training law has dimension {d}")
+
+
+def _outside_traces() -> bool:
+    """True when no JAX transformation is tracing (operations run now)."""
+    return not isinstance(jnp.zeros(()), jax.core.Tracer)
+
+
+def check_field(f, name: str, d: int, t, gm: GaussianMixture | None = None):
+    """A vector field ``f(x, t) -> (n, d)`` (a score or a score error): callable with two arguments, of the
+    data's dimension, and, probed once at time ``t`` on two points before any sampling, returning a finite
+    array of the shape of ``x``. Outside JAX transformations only (the probe needs concrete values)."""
+    check_callable(f, name, n_args=2)
+    check_dim(f, d, name)
+    if not (_outside_traces() and is_concrete(t)):
+        return f
+    centre = np.zeros(d) if gm is None or not is_concrete(gm.means) else np.asarray(gm.mean()) * np.exp(-float(t))
+    x = jnp.asarray(np.stack([centre, centre + 1.0]))
+    try:
+        with jax.enable_x64(True):
+            out = f(x, jnp.asarray(float(t)))
+    except Exception as exc:  # noqa: BLE001 - reported with the argument's name, original attached
+        raise ValueError(
+            f"{name} must be a function (x, t) -> array of x's shape (n, {d}); calling it on x of shape (2, {d}) "
+            f"at t={fmt(float(t))} raised {type(exc).__name__}: {exc}"
+        ) from exc
+    if not is_concrete(out):
+        return f
+    try:
+        arr = as_float_array(name, out)
+    except ValueError as exc:
+        raise ValueError(f"{name} returned an invalid value at t={fmt(float(t))}: {exc}") from None
+    if arr.shape != (2, d):
+        raise ValueError(f"{name} must return an array of x's shape (n, {d}); on x of shape (2, {d}) it returned shape {arr.shape}")
+    return f
+
+
+def law_scale(gm: GaussianMixture, t) -> float | None:
+    """Root mean square ``sqrt(E|X|^2)`` of ``P_t q`` (None when not concrete)."""
+    if not (_outside_traces() and is_concrete(t) and is_concrete(gm.means) and is_concrete(gm.covs)):
+        return None
+    rho2 = float(np.exp(-2.0 * float(t)))
+    second = float(np.trace(np.asarray(gm.cov())) + np.sum(np.asarray(gm.mean()) ** 2))
+    return float(np.sqrt(rho2 * second + (1.0 - rho2) * gm.dim))
+
+
+# Particles farther than this many times the law's root mean square (plus 1) mean the explicit steps
+# diverged: by Chebyshev a draw of the law lands there with probability below 1e-12.
+DIVERGED_FACTOR = 1e6
+
+
+def check_particles(y, times, method: str, name: str, *, user_fields: bool = False, scale: float | None = None) -> None:
+    """Refuse non-finite sampler output, or output that ran off to ``DIVERGED_FACTOR`` times the scale of the
+    target law (eager runs only): the explicit steps diverged or overflowed."""
+    if not (is_concrete(y) and is_concrete(times)):
+        return
+    with jax.enable_x64(True):
+        finite = bool(jnp.all(jnp.isfinite(y)))
+        reach = float(jnp.max(jnp.abs(y))) if finite and y.size else 0.0
+    if finite and (scale is None or reach <= DIVERGED_FACTOR * (scale + 1.0)):
+        return
+    ts = np.asarray(times)
+    h = float(np.max(ts[:-1] - ts[1:])) if ts.size > 1 else 0.0
+    extra = " or the given score / score_error" if user_fields else ""
+    what = "became non-finite" if not finite else (
+        f"ran off to max|x| = {fmt(reach)}, over {DIVERGED_FACTOR:.0e} times the target law's scale {fmt(scale)}")
+    raise ValueError(
+        f"n_steps too small: the {name} {what} (the {method!r} steps diverged; largest step h = {fmt(h)} "
+        f"from T = {fmt(float(ts[0]))}){extra}; explicit steps need h well below 1 and below the variance of "
+        f"P_t q at the step's time: increase n_steps or use grid='geometric'"
+    )

@@ -23,10 +23,12 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import logsumexp
 
 from .._mixture import GaussianMixture, as_mixture
 from .._precision import x64
+from .._validation import as_float_array, check_time, fmt, is_concrete
 
 _LOG_2PI = 1.8378770664093453
 # Elements of the largest (chunk, K[, d]) temporary (128 MiB); above this the particles are processed in chunks.
@@ -42,8 +44,13 @@ class MixtureScore(eqx.Module):
     """The exact score ``s(x, t) = grad_x log (P_t q)(x)`` of a Gaussian mixture ``q``.
 
     A pytree (so it can be passed into ``jit`` without recompiling when its values change) and a
-    callable ``s(x, t)``: ``x`` of shape (n, d) or (d,), ``t > 0`` a scalar (may be traced).
-    Build it with :func:`mixture_score`.
+    callable ``s(x, t)``: ``x`` of shape (n, d) or (d,), ``t >= 0`` a scalar (may be traced; ``t > 0`` when
+    ``q`` has point masses or singular covariances). Build it with :func:`mixture_score`.
+
+    Eager calls check ``x`` (finite, trailing dimension ``d``) and ``t`` (finite, ``>= 0``) and refuse a
+    non-finite result (``ValueError`` naming ``x`` or ``t``): the score is computed whenever the squared
+    distance to the components over their variance at time ``t`` stays below about 1e300 (e.g. ``|x|`` up
+    to about 1e150 for unit variances). Inside a caller's ``jit`` / ``vmap`` / ``grad`` nothing is checked.
     """
 
     log_weights: jax.Array  # (K,)
@@ -61,21 +68,67 @@ class MixtureScore(eqx.Module):
         return int(self.means.shape[0])
 
     def __call__(self, x, t):
+        single = self._check_args(x, t)
         with jax.enable_x64(True):
             x = jnp.asarray(x, dtype=jnp.float64)
-            single = x.ndim == 1
             x2 = x[None] if single else x
             t = jnp.asarray(t, dtype=jnp.float64)
             out = _chunked(lambda xc: _score_rows(self, xc, t), x2, self._chunk_rows())
-            return out[0] if single else out
+            out = out[0] if single else out
+        self._check_output(out, x, t, "score")
+        return out
 
     def log_density(self, x, t):
         """``log (P_t q)(x)`` for ``x`` of shape (n, d)."""
+        if self._check_args(x, t):
+            raise ValueError(f"x must have shape (n, {self.dim}) for log_density; got shape {np.shape(x)}")
         with jax.enable_x64(True):
             x = jnp.asarray(x, dtype=jnp.float64)
             t = jnp.asarray(t, dtype=jnp.float64)
             lt = _chunked(lambda xc: logsumexp(_log_terms(self, xc, t)[0], axis=1)[:, None], x, self._chunk_rows())
-            return lt[:, 0]
+            out = lt[:, 0]
+        self._check_output(out, x, t, "log-density")
+        return out
+
+    def _check_args(self, x, t) -> bool:
+        """Eager checks of ``x`` ((n, d) or (d,), finite) and ``t`` (finite, >= 0; > 0 with point masses).
+
+        Returns whether ``x`` is a single point (d,). Tracers (inside a caller's jit / vmap / grad) pass.
+        """
+        d = self.dim
+        if is_concrete(x):
+            arr = as_float_array("x", x)
+            if arr.ndim not in (1, 2) or arr.shape[-1] != d:
+                raise ValueError(f"x must have shape (n, {d}) or ({d},); got shape {arr.shape}")
+        if is_concrete(t):
+            t_value = check_time(t, "t", allow_zero=True)
+            if t_value == 0.0 and is_concrete(self.lam) and self._singular():
+                raise ValueError(
+                    "t must be > 0 for a law with point masses or singular covariances (e.g. hl.empirical "
+                    "samples): the score of P_t q does not exist at t = 0; got t=0"
+                )
+        return np.ndim(x) == 1
+
+    def _singular(self) -> bool:
+        lam = np.asarray(self.lam)
+        w = np.exp(np.asarray(self.log_weights))
+        smallest = lam if lam.ndim == 1 else lam.min(axis=-1)
+        return bool(np.any(smallest[w > 0] <= 0.0))
+
+    def _check_output(self, out, x, t, what: str) -> None:
+        """Refuse a non-finite result of finite input: it overflowed float64 (eager calls only)."""
+        if not (is_concrete(out) and is_concrete(x) and is_concrete(t)):
+            return
+        if np.all(np.isfinite(np.asarray(out))):
+            return
+        reach = float(np.max(np.abs(np.asarray(x)))) if x.size else 0.0
+        name = "x" if reach > 1e100 else "t"
+        raise ValueError(
+            f"{name} out of range: the {what} of P_t q overflows float64 here (max|x| = {fmt(reach)}, "
+            f"t = {fmt(float(t))}); the squared distance to the components divided by their variance at time t must stay below about "
+            "1e300; bring x closer to the data (x is too far) or use a larger t (for point masses the variance "
+            "at time t is 1 - e^{-2t})"
+        )
 
     def _chunk_rows(self) -> int:
         per_row = self.n_components * (self.dim if self.cov_type == "full" else 1)
