@@ -22,6 +22,7 @@ import numpy as np
 
 from ._mixture import COV_TYPES, GaussianMixture, as_mixture
 from ._precision import x64
+from ._recursion_fast import assemble as _assemble_fast, constant_schedule_terms
 from ._time import schedule_times
 from ._validation import PY_ITERATION_COST, check_alpha, check_positive_int, check_time, check_tolerance, check_work
 
@@ -149,7 +150,7 @@ def limit_distribution(
     weights = alpha * (1.0 - alpha) ** (k - 1)
     tail = (1.0 - alpha) ** J
     terms = [(gm, np.exp(-k * t0), -c_inf * np.expm1(-2.0 * k * t0), weights)]
-    mixture, merged = _assemble(terms, tail, c_inf)
+    mixture, merged = _assemble_fast(terms, tail, c_inf)
     # W2^2(term k, N(0, c_inf I)) <= rho^{2k} (E|X|^2 + d c_inf) (couple rho^k X + sqrt(c_k) Z with sqrt(c_inf) Z)
     q = (1.0 - alpha) * rho * rho
     tail_w2_sq = alpha * rho * rho * q**J / (1.0 - q)
@@ -235,9 +236,11 @@ def generation(
     p0 = gm if init is None else as_mixture(init, "init")
     if p0.dim != gm.dim:
         raise ValueError(f"init has dimension {p0.dim} but data has dimension {gm.dim}")
-    data_terms, init_terms = _recursion_terms(times, alpha, scheme, h2)
+    constant = scheme == "fresh" and h2 == 0.0 and n > 0 and bool(np.all(times == times[0]))
+    fast = constant_schedule_terms(float(times[0]), alpha, n) if constant else None
+    data_terms, init_terms = fast or _recursion_terms(times, alpha, scheme, h2)
     _check_size(data_terms[0].size * gm.n_components + init_terms[0].size * p0.n_components, gm)
-    return _assemble([(gm, *data_terms), (p0, *init_terms)], 0.0)[0]
+    return _assemble_fast([(gm, *data_terms), (p0, *init_terms)], 0.0)[0]
 
 
 def generations(data: Any, alpha: Any, schedule: Any, n: int, init: Any = None, **kwargs) -> list[GaussianMixture]:
@@ -372,8 +375,9 @@ def _assemble(terms, stationary_mass: float, stationary_var: float = 1.0):
 
 def _second_moment(gm: GaussianMixture) -> float:
     """``E|X|^2 = sum_k w_k (|m_k|^2 + tr S_k)``."""
-    trace = jnp.trace(gm.full_covs(), axis1=1, axis2=2)
-    return float(gm.weights @ (jnp.sum(gm.means**2, axis=1) + trace))
+    covs = np.asarray(gm.covs)
+    trace = {"iso": lambda: gm.dim * covs, "diag": lambda: covs.sum(axis=1), "full": lambda: np.trace(covs, axis1=1, axis2=2)}
+    return float(np.asarray(gm.weights) @ (np.sum(np.asarray(gm.means) ** 2, axis=1) + trace[gm.cov_type]()))
 
 
 def _check_size(n_components: int, gm: GaussianMixture) -> None:
