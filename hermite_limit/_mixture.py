@@ -122,7 +122,8 @@ class GaussianMixture:
 
     def _device_arrays(self) -> tuple:
         if self._on_host:
-            with jax.enable_x64(True):
+            # eager even when first touched inside a caller's trace (the arrays are constants, never tracers)
+            with jax.enable_x64(True), jax.ensure_compile_time_eval():
                 arrays = tuple(jax.device_put(self._arrays))
             object.__setattr__(self, "_arrays", arrays)
             object.__setattr__(self, "_on_host", False)
