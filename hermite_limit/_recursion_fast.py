@@ -84,14 +84,12 @@ def assemble(terms, stationary_mass: float, stationary_var: float = 1.0):
             off_abs = np.abs(gcovs).reshape(K, d * d).copy()
             off_abs[:, :: d + 1] = 0.0
             np.maximum(dev_jk, rho2[:, None] * off_abs.max(axis=1)[None, :], out=dev_jk)
-            for i in range(d):
-                entry = block[:, :, i, i]
-                entry += add[:, None]
-                np.maximum(dev_jk, np.abs(entry - var), out=dev_jk)
+            diag = block.reshape(J, K, d * d)[:, :, :: d + 1]  # a strided view of the diagonals
+            diag += add[:, None, None]
+            _running_max(dev_jk, diag, var)
         elif kind == "diag":
             block += add[:, None, None]
-            for i in range(d):
-                np.maximum(dev_jk, np.abs(block[:, :, i] - var), out=dev_jk)
+            _running_max(dev_jk, block, var)
         else:
             block += add[:, None]
             np.maximum(dev_jk, np.abs(block - var), out=dev_jk)
@@ -111,6 +109,15 @@ def assemble(terms, stationary_mass: float, stationary_var: float = 1.0):
         W, M, C = _gather(W, keep), _gather(M, keep), _gather(C, keep)
     W /= W.sum()
     return GaussianMixture._from_host(W, M, C, density=True if density else None), merged
+
+
+def _running_max(dev: np.ndarray, entries: np.ndarray, var: float) -> None:
+    """``dev = max(dev, max_i |entries[..., i] - var|)`` in place; entries (J, K, d)."""
+    if dev.size <= 4096:  # few components: one vectorised reduction (fewest numpy calls)
+        np.maximum(dev, np.abs(entries - var).max(axis=2), out=dev)
+        return
+    for i in range(entries.shape[2]):  # many: d passes over (J, K) slices (short-axis reductions are slow)
+        np.maximum(dev, np.abs(entries[:, :, i] - var), out=dev)
 
 
 def _gather(a: np.ndarray, keep: np.ndarray, last=None) -> np.ndarray:
