@@ -1,7 +1,7 @@
 """The retraining loop at scale: wall time of the full run, and resident memory over generations.
 
 (a) Wall time: ``hl.retrain`` on the seed law (``hl.datasets.seed_gmm10()``, d = 10), ``alpha = 0.5``,
-    ``t0 = 0.02``, ``carry="analytic"``, Euler-Maruyama on a uniform grid, every generation's records
+    ``t0 = 0.02``, ``learner=hl.ExactScore()``, Euler-Maruyama on a uniform grid, every generation's records
     included (Hermite coefficients with standard errors, marginal and sliced W2 to the closed form, moment
     errors), compilation included. Full size is the issue's run: 10^5 particles x 500 steps x 20
     generations. The exact training law grows from 5 to 105 components, so late generations cost more.
@@ -62,8 +62,8 @@ for seed, name in enumerate(["first", "second"]):
         runs[name].append(resident())
         if name == "second":
             runs["live"].append(live())
-    hl.retrain(jax.random.key(seed), hl.datasets.seed_gmm10(), alpha, t0, gens, n, n_steps=steps, progress=False,
-               callback=watch)
+    hl.retrain(jax.random.key(seed), hl.datasets.seed_gmm10(), alpha, t0, gens, n, learner=hl.ExactScore(),
+               n_steps=steps, progress=False, callback=watch)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB -> MiB on Linux
 print(json.dumps({"first_mib": runs["first"], "second_mib": runs["second"], "live_mib": runs["live"], "peak_mib": peak}))
 """
@@ -91,7 +91,8 @@ def run(size: str = "full") -> list[TaskResult]:
         stamps.append(time.perf_counter())
 
     start = time.perf_counter()
-    res = hl.retrain(jax.random.key(0), q, ALPHA, T0, gens, n, n_steps=steps, progress=True, callback=watch)
+    res = hl.retrain(jax.random.key(0), q, ALPHA, T0, gens, n, learner=hl.ExactScore(), n_steps=steps, progress=True,
+                     callback=watch)
     total = time.perf_counter() - start
     for i in range(gens):
         sizes.append(hl.generation(q, ALPHA, T0, i).n_components + q.n_components)
@@ -100,7 +101,7 @@ def run(size: str = "full") -> list[TaskResult]:
     rows = [TaskResult(
         f"retrain {n:g} particles x {steps} EM steps x {gens} generations (d=10)", f"budget {BUDGET_SECONDS:g} s",
         BUDGET_SECONDS, total, 1.0, None, float(R.sliced_w2[-1]), 0.0,
-        f"alpha={ALPHA}, t0={T0}, carry=analytic, compilation and records included; {n * steps * gens / total:.3g} "
+        f"alpha={ALPHA}, t0={T0}, learner=ExactScore, compilation and records included; {n * steps * gens / total:.3g} "
         f"particle-steps/s; training-law components {sizes[0]} -> {sizes[-1]}; seconds per generation: first "
         f"{per_gen[0]:.1f}, last {per_gen[-1]:.1f}; ours error = sliced W2 of the last generation to the closed form "
         f"(sampling floor {R.sliced_w2_floor[-1]:.2e})")]

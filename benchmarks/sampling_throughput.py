@@ -9,7 +9,7 @@ Run:  python benchmarks/sampling_throughput.py [--particles 100000 --steps 500 -
    N(mu_k, 0.6^2 I)): our lax.scan loop, diffrax (Euler + UnsafeBrownianPath / VirtualBrownianTree),
    and a plain numpy Euler-Maruyama loop with the same exact score. Compile time is reported apart
    from run time; run time is the fastest of 3 repeats with GC off.
-2. The retraining loop (carry="analytic", exact score of each training law, records every generation):
+2. The retraining loop (learner=ExactScore(), exact score of each training law, records every generation):
    particles x steps x generations, total particle-steps per second (compile included; the per-generation
    statistics — exact W2 to the closed-form law etc. — are included too, and timed separately).
 """
@@ -24,7 +24,7 @@ import jax
 import numpy as np
 
 import hermite_limit as hl
-from hermite_limit.sampling import retrain, reverse_sample
+from hermite_limit.sampling import ExactScore, retrain, reverse_sample
 
 try:
     from benchmarks.sampling import numpy_em
@@ -97,9 +97,9 @@ def main():
         print(f"  {'numpy Euler-Maruyama (baseline)':40s} compile {0.0:6.2f} s  run {run:7.3f} s  {n * N / run:12.4g} particle-steps/s  ({run / base:.2f}x scan)")
 
     n, N, G = args.particles, args.steps, args.generations
-    print(f"\n[2] retrain: {n} particles x {N} steps x {G} generations, d={d}, carry='analytic', alpha=0.5")
+    print(f"\n[2] retrain: {n} particles x {N} steps x {G} generations, d={d}, learner=ExactScore(), alpha=0.5")
     t = time.perf_counter()
-    res = retrain(jax.random.key(1), q, 0.5, t0, G, n, T=T, n_steps=N, carry="analytic", progress=True)
+    res = retrain(jax.random.key(1), q, 0.5, t0, G, n, T=T, n_steps=N, learner=ExactScore(), progress=True)
     total = time.perf_counter() - t
     steps = n * N * G
     print(f"  total {total:.1f} s (compile and per-generation records included): {steps / total:.4g} particle-steps/s")

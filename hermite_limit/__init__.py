@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from ._mixture import mix as mix
     from ._mixture import standard_normal as standard_normal
     from ._ou import ou_push as ou_push
+    from ._pushed import PushedCopies as PushedCopies
     from ._time import Schedule as Schedule
     from ._time import constant as constant
     from ._time import ddpm_linear_betas as ddpm_linear_betas
@@ -75,6 +76,15 @@ if TYPE_CHECKING:
     from .divergences import w2_1d as w2_1d
     from . import datasets as datasets
 
+    from .sampling import ExactScore as ExactScore
+    from .sampling import KDEScore as KDEScore
+    from .sampling import LearnedScore as LearnedScore
+    from .sampling import Learner as Learner
+    from .sampling import NeuralScore as NeuralScore
+    from .sampling import NeuralScoreFunction as NeuralScoreFunction
+    from .sampling import ParticleScore as ParticleScore
+    from .sampling import RefitScore as RefitScore
+    from .sampling import TrainingSet as TrainingSet
     from .sampling import FokkerPlanckOutput as FokkerPlanckOutput
     from .sampling import GaussianOutput as GaussianOutput
     from .sampling import MixtureScore as MixtureScore

@@ -21,10 +21,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._mixture import COV_TYPES, GaussianMixture, as_mixture
+from ._pushed import PushedCopies
 from ._precision import x64
 from ._recursion_fast import assemble as _assemble_fast, constant_schedule_terms
 from ._time import schedule_times
-from ._validation import PY_ITERATION_COST, check_alpha, check_positive_int, check_time, check_tolerance, check_work
+from ._validation import PY_ITERATION_COST, check_alpha, check_positive_int, check_time, check_tolerance, check_work, format_bytes, is_concrete
 
 SCHEMES = ("fresh", "replace", "accumulate")
 # A pushed copy P_T p is stored as N(0, I) once rho_T * scale < 2^-60: its means are then below
@@ -43,22 +44,27 @@ class LimitDistribution:
 
     Attributes
     ----------
-    mixture : GaussianMixture
+    law : GaussianMixture or PushedCopies
         ``sum_{k<=J} alpha (1-alpha)^{k-1} P_{k t0} p_data + (1-alpha)^J N(0, I)``: the first ``J``
-        terms exactly, the dropped tail mass placed on the stationary law (a probability law).
+        terms exactly, the dropped tail mass placed on the stationary law (a probability law). For
+        empirical data (point masses) it is a :class:`PushedCopies`: the ``N`` samples and the ``J + 1``
+        terms ``(rho^k, 1 - rho^{2k}, alpha (1-alpha)^{k-1})``, never the ``N (J + 1)`` explicit components.
+    mixture : GaussianMixture
+        The law as an explicit mixture (for empirical data built on first use, and refused with a
+        ``ValueError`` when it would not fit in memory).
     n_terms : int
         ``J``, the number of series terms kept (the smallest with ``(1-alpha)^J <= tol``).
     tail_mass : float
         ``(1-alpha)^J``, the mass of the dropped terms; it bounds the total-variation error.
     w2_error_bound : float
-        Bound on ``W2(mixture, p_inf)``: ``sqrt(sum_{k>J} alpha (1-alpha)^{k-1} rho^{2k}) *
+        Bound on ``W2(law, p_inf)``: ``sqrt(sum_{k>J} alpha (1-alpha)^{k-1} rho^{2k}) *
         sqrt(E|X|^2 + d)``, from coupling each dropped term ``P_{k t0} p_data`` with ``N(0, I)``.
     merged_components : int
         Components removed because they equal ``N(0, I)`` in float64 (means below 2^-60 and
         covariances within 2^-60 of I): they are merged into one ``N(0, I)`` component.
     """
 
-    mixture: GaussianMixture
+    law: Any
     alpha: float
     t0: float
     n_terms: int
@@ -66,25 +72,53 @@ class LimitDistribution:
     w2_error_bound: float
     merged_components: int
 
-    # Delegation to the mixture, so the result is used like a law.
+    @property
+    def mixture(self) -> GaussianMixture:
+        return self.law if isinstance(self.law, GaussianMixture) else self.law.mixture
+
+    @property
+    def n_components(self) -> int:
+        """Components of the explicit mixture (counted without building it)."""
+        return self.law.n_components
+
+    # Delegation to the law, so the result is used like one.
     def logpdf(self, x):
-        return self.mixture.logpdf(x)
+        return self.law.logpdf(x)
 
     def score(self, x):
-        return self.mixture.score(x)
+        return self.law.score(x)
 
     def sample(self, key, n):
-        return self.mixture.sample(key, n)
+        return self.law.sample(key, n)
 
     def mean(self):
-        return self.mixture.mean()
+        return self.law.mean()
 
     def cov(self):
-        return self.mixture.cov()
+        return self.law.cov()
+
+    def marginal(self, dims):
+        """The marginal law of the coordinates ``dims`` (a law of the same kind, see ``GaussianMixture.marginal``).
+
+        The truncation diagnostics carry over: marginals are 1-Lipschitz images, so ``tail_mass`` still
+        bounds the total-variation error and ``w2_error_bound`` the W2 error.
+        """
+        return self.law.marginal(dims)
+
+    def project(self, direction):
+        """The one-dimensional law of ``<u, X>`` (see ``GaussianMixture.project``).
+
+        For a unit ``u`` the truncation bounds carry over (the projection is 1-Lipschitz); otherwise
+        ``w2_error_bound`` scales by ``|u|``.
+        """
+        return self.law.project(direction)
+
+    def has_density(self) -> bool:
+        return self.law.has_density()
 
     @property
     def dim(self) -> int:
-        return self.mixture.dim
+        return self.law.dim
 
 
 @x64
@@ -145,12 +179,19 @@ def limit_distribution(
         stationary = GaussianMixture([1.0], np.zeros((1, gm.dim)), [c_inf]).as_cov_type(gm.cov_type)
         return LimitDistribution(stationary, alpha, t0, 0, 0.0, 0.0, 0)
     J = 1 if alpha == 1.0 else max(1, math.ceil(math.log(tol) / math.log1p(-alpha)))
-    _check_size((J + 1) * gm.n_components, gm)
+    points = _is_point_set(gm)
+    if points and J + 1 > _MAX_COMPONENTS:
+        raise ValueError(f"the requested law needs {J + 1:,} series terms (more than {_MAX_COMPONENTS:,}); raise tol or alpha")
+    if not points:
+        _check_size((J + 1) * gm.n_components, gm)
     k = np.arange(1, J + 1, dtype=np.float64)
     weights = alpha * (1.0 - alpha) ** (k - 1)
     tail = (1.0 - alpha) ** J
-    terms = [(gm, np.exp(-k * t0), -c_inf * np.expm1(-2.0 * k * t0), weights)]
-    mixture, merged = _assemble_fast(terms, tail, c_inf)
+    rho_k, c_k = np.exp(-k * t0), -c_inf * np.expm1(-2.0 * k * t0)
+    if points:
+        mixture, merged = _pushed(gm, rho_k, c_k, weights, tail, c_inf)
+    else:
+        mixture, merged = _assemble_fast([(gm, rho_k, c_k, weights)], tail, c_inf)
     # W2^2(term k, N(0, c_inf I)) <= rho^{2k} (E|X|^2 + d c_inf) (couple rho^k X + sqrt(c_k) Z with sqrt(c_inf) Z)
     q = (1.0 - alpha) * rho * rho
     tail_w2_sq = alpha * rho * rho * q**J / (1.0 - q)
@@ -171,7 +212,7 @@ def generation(
     scheme: str = "fresh",
     synthetic_fraction: Any = None,
     kde_bandwidth: float | None = None,
-) -> GaussianMixture:
+) -> GaussianMixture | PushedCopies:
     """The exact law ``p_n`` after ``n`` generations of retraining.
 
     Parameters
@@ -194,6 +235,14 @@ def generation(
         Model a Gaussian kernel-density learner of bandwidth ``h``: sampling the KDE of ``q_i`` is
         sampling ``q_i * N(0, h^2 I)``, so ``p_{i+1} = P_{t_i}(q_i * N(0, h^2 I))``. Truncation times
         may then be 0 (no early stopping).
+
+    Returns
+    -------
+    GaussianMixture or PushedCopies
+        The exact ``p_n``. For empirical data (point masses, e.g. ``hl.empirical(x)``) with the default
+        ``init`` and ``n >= 1`` it is a :class:`PushedCopies` (the samples and one ``(rho, c, w)`` per
+        term), which evaluates, samples and compares without building the explicit mixture; its
+        ``.mixture`` is that mixture, built on demand.
 
     Notes
     -----
@@ -236,9 +285,15 @@ def generation(
     p0 = gm if init is None else as_mixture(init, "init")
     if p0.dim != gm.dim:
         raise ValueError(f"init has dimension {p0.dim} but data has dimension {gm.dim}")
-    constant = scheme == "fresh" and h2 == 0.0 and n > 0 and bool(np.all(times == times[0]))
-    fast = constant_schedule_terms(float(times[0]), alpha, n) if constant else None
-    data_terms, init_terms = fast or _recursion_terms(times, alpha, scheme, h2)
+    if scheme == "fresh" and h2 == 0.0 and n > 0 and np.all(times == times[0]):
+        # closed-form terms (no merge sort when they are provably distinct), else the merging closed form
+        data_terms, init_terms = constant_schedule_terms(float(times[0]), alpha, n) or _constant_terms(float(times[0]), alpha, n)
+    else:
+        data_terms, init_terms = _recursion_terms(times, alpha, scheme, h2)
+    if n > 0 and init is None and _is_point_set(gm):
+        # p_0 = p_data: both sources are the same points, so every term is a pushed copy of them
+        rho, c, w = (np.concatenate([a, b]) for a, b in zip(data_terms, init_terms))
+        return _pushed(gm, *_merge_terms(rho, c, w), 0.0)[0]
     _check_size(data_terms[0].size * gm.n_components + init_terms[0].size * p0.n_components, gm)
     return _assemble_fast([(gm, *data_terms), (p0, *init_terms)], 0.0)[0]
 
@@ -261,8 +316,6 @@ def _resolve_alpha(alpha, synthetic_fraction):
         return 1.0 - check_alpha(synthetic_fraction, "synthetic_fraction")
     if alpha is None:
         raise ValueError("alpha (fresh-data fraction in [0, 1]) is required")
-    if not isinstance(alpha, (int, float, np.floating, np.integer)) and jnp.ndim(alpha) != 0:
-        raise ValueError(f"alpha must be a scalar; got shape {jnp.shape(alpha)}")
     if isinstance(alpha, jax.core.Tracer):
         raise ValueError("alpha must be concrete here (the number of terms depends on it); call outside jit")
     return check_alpha(alpha)
@@ -310,6 +363,16 @@ def _recursion_terms(times: np.ndarray, alpha, scheme: str, h2: float = 0.0):
         if scheme != "accumulate":
             history = history[-1:]
     return history[-1]
+
+
+def _constant_terms(t0: float, alpha: float, n: int):
+    """The closed form of :func:`_recursion_terms` for a constant time and the ``fresh`` scheme, without the loop:
+    data terms ``(rho^k, 1 - rho^{2k}, alpha (1-alpha)^{k-1})``, ``k = 1..n``, and the init term
+    ``(rho^n, 1 - rho^{2n}, (1-alpha)^n)`` (sorted and zero weights dropped as the recursion does)."""
+    k = np.arange(1, n + 1, dtype=np.float64)
+    data = _merge_terms(np.exp(-k * t0), -np.expm1(-2.0 * k * t0), alpha * (1.0 - alpha) ** (k - 1))
+    init = _merge_terms(np.array([math.exp(-n * t0)]), np.array([-math.expm1(-2.0 * n * t0)]), np.array([(1.0 - alpha) ** n]))
+    return data, init
 
 
 def _scale(terms, factor):
@@ -369,8 +432,36 @@ def _assemble(terms, stationary_mass: float, stationary_var: float = 1.0):
         c = np.concatenate([c[keep], np.broadcast_to(target, (1,) + c.shape[1:])])
     keep = w > 0
     w, m, c = w[keep], m[keep], c[keep]
-    mixture = GaussianMixture.tree_unflatten(None, (jnp.asarray(w / w.sum()), jnp.asarray(m), jnp.asarray(c)))
+    # device_put, not jnp.asarray: the latter compiles a conversion for every new shape (~40 ms each)
+    mixture = GaussianMixture.tree_unflatten(None, jax.device_put((w / w.sum(), m, c)))  # one transfer for the three
     return mixture, merged
+
+
+def _is_point_set(gm: GaussianMixture) -> bool:
+    """Data given as samples (every covariance zero): its pushes are stored as :class:`PushedCopies`."""
+    return is_concrete(gm.covs) and not bool(np.any(np.asarray(gm.covs)))
+
+
+def _pushed(gm: GaussianMixture, rho, c, w, stationary_mass: float, stationary_var: float = 1.0):
+    """``sum_k w_k law(rho_k X + sqrt(c_k) Z) + stationary_mass N(0, stationary_var I)`` for point data X.
+
+    Terms equal to the stationary law in float64 (``rho_k max|x| <= 2^-60``, ``|c_k - var| <= 2^-60``) join
+    it, as in :func:`_assemble`. Returns (PushedCopies, number of explicit components removed by merging).
+    """
+    x = np.asarray(gm.means)
+    scale = float(np.max(np.abs(x)))
+    is_std = (rho * scale <= _MERGE_RHO_SCALE) & (np.abs(c - stationary_var) <= _MERGE_RHO_SCALE) & (w > 0)
+    n_std = int(is_std.sum())
+    merged = max(n_std * x.shape[0] + (stationary_mass > 0) - 1, 0) if n_std else 0
+    mass = stationary_mass + float(np.sum(w[is_std]))
+    keep = ~is_std & (w > 0)
+    rho, c, w = rho[keep], c[keep], w[keep]
+    if mass > 0:
+        rho, c, w = np.append(rho, 0.0), np.append(c, stationary_var), np.append(w, mass)
+    law = PushedCopies.tree_unflatten(
+        None, (gm.means, gm.weights, *jax.device_put((rho, c, w / w.sum())))
+    )
+    return law, merged
 
 
 def _second_moment(gm: GaussianMixture) -> float:
@@ -380,13 +471,18 @@ def _second_moment(gm: GaussianMixture) -> float:
     return float(np.asarray(gm.weights) @ (np.sum(np.asarray(gm.means) ** 2, axis=1) + trace[gm.cov_type]()))
 
 
+def _count(n: int) -> str:
+    return f"{n:,}" if n < 10**12 else f"{float(n):.3g}"
+
+
 def _check_size(n_components: int, gm: GaussianMixture) -> None:
     """Refuse laws too large for memory before building them."""
     per_component = 8 * (1 + gm.dim + {"iso": 1, "diag": gm.dim, "full": gm.dim * gm.dim}[gm.cov_type])
     need = n_components * per_component
     if n_components > _MAX_COMPONENTS or need > _MAX_BYTES:
         raise ValueError(
-            f"the requested law needs {n_components:,} components ({need / 2**30:.1f} GiB); "
+            f"the requested law needs {_count(n_components)} components ({format_bytes(need)}, limit "
+            f"{format_bytes(_MAX_BYTES)} and {_count(_MAX_COMPONENTS)} components); "
             "raise tol, use fewer generations, or reduce the data (fewer samples or components)"
         )
 
@@ -395,6 +491,6 @@ def _check_size(n_components: int, gm: GaussianMixture) -> None:
 # passed as an argument to jax.jit / vmap / grad like a GaussianMixture.
 jax.tree_util.register_dataclass(
     LimitDistribution,
-    data_fields=["mixture"],
+    data_fields=["law"],
     meta_fields=["alpha", "t0", "n_terms", "tail_mass", "w2_error_bound", "merged_components"],
 )

@@ -457,7 +457,36 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--config", metavar="FILE", help="TOML file with the same keys as the options")
     verify.add_argument("--no-progress", action="store_true", help="hide the progress bar (shown only when stderr is a terminal)")
     verify.set_defaults(run=_verify)
+
+    img = sub.add_parser(
+        "learned-images", help="retrain a neural score on images; spectra against the closed form", formatter_class=fmt,
+        description="Retrain hl.NeuralScore on the 8x8 digits (or a local CIFAR-10 folder) for each alpha; write image "
+        "grids per generation, the Hermite energy per total order of each generation's samples against the closed "
+        "form for the empirical law, report.md and report.json.",
+        epilog="examples:\n  hermite-limit learned-images --out img\n  hermite-limit learned-images --quick --out /tmp/img\n"
+        "  hermite-limit learned-images --cifar10 ~/data/cifar-10-batches-py --max-images 2000 --out cifar",
+    )
+    img.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    img.add_argument("--cifar10", metavar="FOLDER", help="CIFAR-10 python batches (data_batch_1..5) instead of the digits")
+    img.add_argument("--max-images", type=int, help="use the first N images (default all digits; 5000 CIFAR-10)")
+    img.add_argument("--alphas", nargs="+", help="fresh-data fractions (default 0.1 0.5)")
+    img.add_argument("--t0", type=float, default=0.1, help="truncation OU time (default 0.1)")
+    img.add_argument("--generations", type=int, help="generations (default 5; 2 with --quick)")
+    img.add_argument("--train-steps", type=int, help="DSM steps per generation (default 2000; 300 with --quick)")
+    img.add_argument("--width", type=int, help="MLP width (default 256; 64 with --quick)")
+    img.add_argument("--sampler-steps", type=int, help="Euler-Maruyama steps (default 200; 50 with --quick)")
+    img.add_argument("--order", type=int, default=6, help="highest Hermite order of the spectra (default 6)")
+    img.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
+    img.add_argument("--quick", action="store_true", help="small sizes (a smoke run; numbers not meaningful)")
+    img.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    img.set_defaults(run=_learned_images)
     return parser
+
+
+def _learned_images(args) -> int:
+    from .checks._images import run_cli
+
+    return run_cli(args)
 
 
 def main(argv: list[str] | None = None) -> int:

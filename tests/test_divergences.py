@@ -125,3 +125,25 @@ def test_bad_divergence_inputs():
         hl.gaussian_kl([0.0], [[1.0]], [0.0], [[0.0]])
     with pytest.raises(ValueError, match="m1 has dimension"):
         hl.gaussian_w2([0.0], [[1.0]], [0.0, 1.0], np.eye(2))
+
+
+def test_w2_1d_refuses_panel_counts_beyond_its_limit_before_any_work():
+    import time
+
+    from hermite_limit.divergences._wasserstein_1d import MAX_PANELS
+
+    gm = hl.GaussianMixture([0.5, 0.5], [[-1.0], [1.0]], [0.3, 0.5])
+    lim = hl.limit_distribution(gm, 0.5, 0.1)
+    start = time.perf_counter()
+    for bad in (10**9, MAX_PANELS + 1):
+        with pytest.raises(ValueError, match="n_panels"):
+            hl.w2_1d(gm, lim, n_panels=bad)
+    assert time.perf_counter() - start < 5.0  # a hang guard: refused before any quadrature
+
+
+def test_oversized_limit_states_its_size_and_the_limit_in_short_figures():
+    gm = hl.GaussianMixture([0.5, 0.5], [[-1.0], [1.0]], [0.3, 0.5])
+    with pytest.raises(ValueError, match="components") as info:
+        hl.limit_distribution(gm, alpha=1e-300, t0=0.1)
+    message = str(info.value)
+    assert len(message) < 300 and "limit" in message and "e+" in message

@@ -41,9 +41,9 @@ def _execute(path):
     return nb
 
 
-def test_all_five_notebooks_exist():
+def test_all_six_notebooks_exist():
     assert [p.stem for p in NOTEBOOKS] == ["01_quickstart", "02_spectral_attenuation", "03_verifying_theorems",
-                                          "04_annealed_schedules", "05_real_images"]
+                                          "04_annealed_schedules", "05_real_images", "06_learned_models"]
 
 
 def test_plotting_cells_are_recognised():

@@ -222,3 +222,11 @@ def test_drawing_keeps_the_callers_matplotlib_backend(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().splitlines()[-1] == "pdf"
     assert (tmp_path / "a.png").stat().st_size > 2000
+
+
+def test_check_figures_keep_the_conventions(bimodal):
+    """The figures the verify checks draw follow the gallery's conventions (cheap checks drawn here)."""
+    from hermite_limit.checks import check_annealed_schedules, check_mode_rates
+
+    _check_conventions(check_mode_rates(bimodal, 0.5, 0.1).figure, 1)
+    _check_conventions(check_annealed_schedules(bimodal, 0.5, 0.1, n_asymptotic=2000).figure, 1)  # log axis: decades

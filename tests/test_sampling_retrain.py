@@ -2,7 +2,7 @@
 
 How delta is measured: ``records.delta[i]`` is the sliced W2 (16 fixed random directions, exact 1-D W2 per
 slice from the mixture's quantile function and Gaussian partial moments) between generation i's particles
-and the ideal output ``P_t0 hat-q_i`` of the training law actually used. With ``carry="particles"`` the next
+and the ideal output ``P_t0 hat-q_i`` of the training law actually used. With ``learner=hl.ParticleScore()`` the next
 model *is* the empirical law of those particles, so their sampling noise is part of delta and the bound
 ``sliced_w2_i <= sum_j kappa^{i-j} delta_j <= max delta / (1 - kappa)`` holds with no further allowance
 (per-direction contraction of the 1-D projected recursion, then Minkowski over directions).
@@ -30,7 +30,7 @@ def _check_ball(res, alpha, t0):
 @pytest.mark.parametrize("alpha", [0.1, 0.5, 0.9])
 def test_particles_stay_in_w2_ball_fast(alpha):
     data = random_mixture(np.random.default_rng(0), 3, 2, "full")
-    res = hl.retrain(jax.random.key(1), data, alpha, 0.1, 3, 256, carry="particles", n_steps=30,
+    res = hl.retrain(jax.random.key(1), data, alpha, 0.1, 3, 256, learner=hl.ParticleScore(), n_steps=30,
                      n_directions=8, progress=False, **SAMPLER)
     _check_ball(res, alpha, 0.1)
     assert res.model.n_components == 256
@@ -41,7 +41,7 @@ def test_particles_stay_in_w2_ball_fast(alpha):
 @pytest.mark.parametrize("alpha", [0.1, 0.5, 0.9])
 def test_particles_stay_in_w2_ball_20_generations(d, alpha):
     data = random_mixture(np.random.default_rng(d), 5, d, "iso")
-    res = hl.retrain(jax.random.key(2), data, alpha, 0.1, 20, 1000, carry="particles", n_steps=100,
+    res = hl.retrain(jax.random.key(2), data, alpha, 0.1, 20, 1000, learner=hl.ParticleScore(), n_steps=100,
                      progress=False, **SAMPLER)
     _check_ball(res, alpha, 0.1)
 
@@ -49,7 +49,7 @@ def test_particles_stay_in_w2_ball_20_generations(d, alpha):
 def test_analytic_records_match_closed_form():
     data = random_mixture(np.random.default_rng(3), 3, 2, "diag")
     # 200 steps: at 60 the discretisation bias of the order-2 coefficients is ~2 standard errors at n = 10^4
-    res = hl.retrain(jax.random.key(4), data, 0.5, 0.1, 3, 10_000, carry="analytic", n_steps=200,
+    res = hl.retrain(jax.random.key(4), data, 0.5, 0.1, 3, 10_000, learner=hl.ExactScore(), n_steps=200,
                      n_directions=8, progress=False, **SAMPLER)
     R = res.records
     z = np.abs(R.hermite - R.hermite_exact)[..., 1:] / R.hermite_se[..., 1:]
@@ -65,7 +65,7 @@ def test_analytic_records_match_closed_form():
 
 def test_same_key_same_records_and_refit_runs():
     data = random_mixture(np.random.default_rng(5), 2, 2, "full")
-    kw = dict(carry="refit", n_steps=20, n_directions=4, progress=False, **SAMPLER)
+    kw = dict(learner=hl.RefitScore(30), n_steps=20, n_directions=4, progress=False, **SAMPLER)
     seen = []
     a = hl.retrain(jax.random.key(6), data, 0.5, 0.2, 2, 300, callback=lambda i, x: seen.append((i, x)), **kw)
     b = hl.retrain(jax.random.key(6), data, 0.5, 0.2, 2, 300, **kw)

@@ -1,5 +1,9 @@
 """Numerical checks of every claim: each returns a :class:`CheckRecord`."""
 
+from ._learned import check_learned_attenuation as check_learned_attenuation
+from ._learned import check_learned_drift_order as check_learned_drift_order
+from ._learned import check_learned_family as check_learned_family
+from ._learned import check_learned_w2_ball as check_learned_w2_ball
 from ._propagation import check_discounted_accumulation as check_discounted_accumulation
 from ._propagation import check_girsanov_kl as check_girsanov_kl
 from ._propagation import check_seed_chi2_bounds as check_seed_chi2_bounds
@@ -20,3 +24,7 @@ from ._spectral import check_mode_rates as check_mode_rates
 from ._verify import CHECK_FAMILIES as CHECK_FAMILIES
 from ._verify import VerifyConfig as VerifyConfig
 from ._verify import run_checks as run_checks
+from ._images import learned_images as learned_images
+from ._images import run_learned as run_learned
+from ._images import spectrum_figure as spectrum_figure
+from ._images import verdicts as verdicts

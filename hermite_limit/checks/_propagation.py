@@ -19,7 +19,7 @@ from .._mixture import GaussianMixture, mix
 from .._ou import ou_push
 from ..divergences import chi2_divergence
 from ..sampling import gaussian_output_moments, observability, score_error
-from ._figures import PALETTE, _plt
+from ._figures import PALETTE, _plt, integer_ticks, legend_outside
 from ._record import CheckRecord
 
 T_DEFAULT = 4.0
@@ -53,7 +53,7 @@ def check_girsanov_kl(d: int = 3, n_errors: int = 24, t0: float = 0.02, seed: in
     ax.set_xlabel(r"Girsanov bound $\hat\varepsilon^2/2$")
     ax.set_ylabel("exact KL(learned || ideal)")
     ax.set_title(f"Girsanov upper bound, Gaussian data d={d}")
-    ax.legend()
+    legend_outside(ax)
     return CheckRecord(
         name=f"girsanov_kl[d={d}]",
         claim="KL(learned output || ideal output) <= (1/2) hat-eps^2 (exact Gaussian setting, random affine errors; "
@@ -97,12 +97,13 @@ def check_seed_chi2_bounds(
     for k, kind in enumerate(("aligned", "random", "time_only")):
         sel = kinds == kind
         ax.loglog(energy[sel], chi2[sel], "o-", color=PALETTE[k], label=f"chi2, {kind}")
-        ax.loglog(energy[sel], lower * eta[sel] * energy[sel], ":", color=PALETTE[k])
+        ax.loglog(energy[sel], lower * eta[sel] * energy[sel], ":", color=PALETTE[k],
+                  label=f"eta eps^2 / 8, {kind}")
     ax.loglog(energy, two_sided[1] * energy, "--", color="0.3", label="4 star-eps^2")
     ax.set_xlabel(r"star energy $\varepsilon_*^2$")
     ax.set_ylabel("exact chi2(learned || ideal)")
     ax.set_title("Seed bounds (dotted: eta eps^2 / 8)")
-    ax.legend(fontsize=8)
+    legend_outside(ax)
     details = {"kinds": kinds.tolist(), "eps": eps.tolist(), "chi2": chi2.tolist(), "energy_star": energy.tolist(),
                "eta": eta.tolist(), "eta_stderr": se.tolist(), "chi2_over_eta_energy": (chi2 / (eta * energy)).tolist()}
     lower_rec = CheckRecord(
@@ -211,17 +212,17 @@ def check_w2_ball(
 ) -> CheckRecord:
     """Robustness: with per-generation output error delta, ``W2(hat-p_n, p_n) <= delta / (1 - kappa)``.
 
-    Particles are carried (``carry="particles"``: each generation's output is the next model) through an
+    Particles are carried (``learner=ParticleScore()``: each generation's output is the next model) through an
     Euler-Maruyama reverse SDE with ``n_steps`` steps, with a score error of star energy ``eps^2`` when
     ``eps > 0`` (aligned family). delta_i is the sliced W2 of the particles to the ideal output of the
     training law actually used; the distance to the closed-form trajectory is the sliced W2 to
     ``generation(data, alpha, t0, i+1)``. ``radius_factor`` scales the predicted radius (to test failure).
     """
-    from ..sampling import retrain
+    from ..sampling import ExactScore, ParticleScore, retrain
 
     key = jax.random.key(seed)
     err = score_error("aligned", data, eps, t0=t0, T=T_DEFAULT) if eps > 0 else None
-    res = retrain(key, data, alpha, t0, n_generations, n_particles, carry="particles", n_steps=n_steps,
+    res = retrain(key, data, alpha, t0, n_generations, n_particles, learner=ParticleScore(), n_steps=n_steps,
                   score_error=err, progress=False)
     R = res.records
     kappa = R.kappa
@@ -235,9 +236,10 @@ def check_w2_ball(
     ax.plot(g, R.sliced_w2_floor, ":", color="0.4", label="sampling-noise floor")
     ax.axhline(radius, color=PALETTE[3], ls="--", label="max delta / (1 - kappa)")
     ax.set_xlabel("generation n")
+    integer_ticks(ax.xaxis)
     ax.set_ylabel("sliced W2")
     ax.set_title(f"W2 ball, alpha={alpha:g}, eps={eps:g}, d={data.dim}")
-    ax.legend(fontsize=8)
+    legend_outside(ax)
     return CheckRecord(
         name=f"w2_ball[d={data.dim},alpha={alpha:g},eps={eps:g}]",
         claim="particles through a real reverse-SDE sampler stay within W2 radius delta/(1-kappa) of the closed-form trajectory",
@@ -256,7 +258,7 @@ def seed_experiment_panels(data: GaussianMixture, alphas, t0: float, generations
                            n_steps: int = 200, seed: int = 0):
     """The seeds' figure: reverse-SDE samples on the data's first two principal axes per alpha and generation."""
     from ..plots import pc_panels
-    from ..sampling import retrain
+    from ..sampling import ExactScore, ParticleScore, retrain
 
     key = jax.random.key(seed)
     samples = {}
@@ -265,6 +267,6 @@ def seed_experiment_panels(data: GaussianMixture, alphas, t0: float, generations
         for n in generations:
             if n == 0:
                 continue
-            res = retrain(key, data, alpha, t0, n, n_particles, carry="analytic", n_steps=n_steps, progress=False)
+            res = retrain(key, data, alpha, t0, n, n_particles, learner=ExactScore(), n_steps=n_steps, progress=False)
             samples[alpha][n] = np.asarray(res.particles)
     return pc_panels(samples, data, title=f"Reverse-SDE samples on the data's principal axes (t0={t0:g})")

@@ -17,7 +17,7 @@ from .._limit import generation, limit_distribution
 from .._mixture import GaussianMixture
 from .._time import constant, harmonic, power_law, geometric
 from ..hermite import attenuation, hermite_coefficients, schedule_attenuation
-from ._figures import PALETTE, _plt
+from ._figures import PALETTE, _plt, integer_ticks, legend_outside
 from ._record import CheckRecord
 
 
@@ -55,9 +55,10 @@ def check_attenuation(
     ax.semilogy(m, lam, "-", color=PALETTE[3], label=r"predicted $\lambda_m$")
     ax.semilogy(m, measured_ratio, "o", color=PALETTE[0], label=r"measured $a_n(p_\infty)/a_n(p_{data})$")
     ax.set_xlabel("total Hermite order m")
+    integer_ticks(ax.xaxis)
     ax.set_ylabel("attenuation")
     ax.set_title(f"Low-pass filter: alpha={alpha:g}, t0={t0:g}, d={data.dim}")
-    ax.legend()
+    legend_outside(ax)
     ax.grid(True, which="both", alpha=0.3)
     worst = float(np.max(gap / allowed))
     return CheckRecord(
@@ -110,9 +111,10 @@ def check_mode_rates(
         ax.semilogy(g, errs[:, j], "o", color=c, ms=4, label=f"m={m}")
         ax.semilogy(g, errs[0, j] * predicted[j] ** g, "-", color=c, lw=1)
     ax.set_xlabel("generation n")
+    integer_ticks(ax.xaxis)
     ax.set_ylabel(r"$|a_m(p_n) - a_m(p_\infty)|$")
     ax.set_title(f"Per-mode contraction (lines: $((1-\\alpha)\\rho^m)^n$), alpha={alpha:g}")
-    ax.legend(ncol=3, fontsize=8)
+    legend_outside(ax)
     return CheckRecord(
         name=f"mode_rates[alpha={alpha:g},t0={t0:g}]",
         claim="mode-m error contracts per generation by exactly (1-alpha) rho^m; high modes fastest (row: mode 1; all modes in details)",
@@ -235,7 +237,7 @@ def check_annealed_schedules(
     ax.set_xlabel("generation n")
     ax.set_ylabel(r"$|a_1(p_n) - a_1(p_{data})|$")
     ax.set_title(f"Annealed truncation, mode 1, alpha={alpha:g}, t0={t0:g}")
-    ax.legend(fontsize=8)
+    legend_outside(ax)
     within = worst[0] <= 1.0
     passed = ok_zero and floor_gap <= transient + 1e-10 and within and shrinking and cross_check <= 1e-9
     return CheckRecord(

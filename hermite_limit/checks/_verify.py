@@ -21,6 +21,7 @@ from ._propagation import (
     seed_experiment_panels,
 )
 from ._spectral import check_annealed_schedules, check_attenuation, check_mode_rates
+from ._learned import LEARNED_FULL, LEARNED_QUICK, check_learned_family
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +79,7 @@ class VerifyConfig:
 CHECK_FAMILIES = (
     "fixed_point", "w2_rate", "tv_rate", "attenuation", "mode_rates", "annealed_schedules", "init_independence",
     "no_fresh_data", "girsanov_kl", "seed_chi2_bounds", "discounted_accumulation", "w2_ball", "seed_experiment_pc_panels",
+    "learned",
 )
 
 
@@ -122,6 +124,14 @@ def planned_checks(config: VerifyConfig) -> list[tuple[str, Callable[[], CheckRe
                 lambda a=alpha: check_w2_ball(seed, a, t_seed, config.generations, 600, 100, seed=key_seed))
         add("w2_ball", "W2 ball with score error",
             lambda: check_w2_ball(seed, mid, t_seed, config.generations, 600, 100, eps=0.3, seed=key_seed))
+    # learned scores (a network retrained every generation): one family per data set and t0
+    setting = LEARNED_QUICK if config.quick else LEARNED_FULL
+    alphas = sorted({min(config.alphas), max(config.alphas)}) if setting["extreme_alphas"] else config.alphas
+    for name in setting["datasets"]:
+        for t in setting["t0s"]:
+            add("learned", f"learned {name} t0={t}", lambda nm=name, tt=t: check_learned_family(
+                nm, datasets.preset(nm), alphas, tt, setting["generations"] or config.generations,
+                setting["n_particles"], setting["learner"](), setting["n_steps"], seed=key_seed))
     return plan
 
 

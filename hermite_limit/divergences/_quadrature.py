@@ -51,7 +51,7 @@ def _xlogy_terms(lp, lq):
 
 @x64
 def _divergence(p, q, n_panels, kind: str, integrand: Callable) -> Estimate:
-    p, q = as_mixture(p, "p"), as_mixture(q, "q")
+    p, q = _as_law(p, "p"), _as_law(q, "q")
     if p.dim != q.dim:
         raise ValueError(f"p and q must have the same dimension; got {p.dim} and {q.dim}")
     if p.dim > 2:
@@ -73,14 +73,40 @@ def _divergence(p, q, n_panels, kind: str, integrand: Callable) -> Estimate:
     return Estimate(float(fine), float(err), f"gauss-legendre-{p.dim}d", {"n_nodes": n_nodes, "tail_mass": tail})
 
 
-def _box(p: GaussianMixture, q: GaussianMixture):
+def _as_law(dist, name):
+    """A mixture, or a structured law (:class:`PushedCopies`) kept as it is: never expanded into components."""
+    from .._pushed import as_pushed, is_pushed
+
+    return as_pushed(dist) if is_pushed(dist) else as_mixture(dist, name)
+
+
+def _box(p, q):
+    from .._pushed import PushedCopies
+
     lo, hi = [], []
     for gm in (p, q):
+        if isinstance(gm, PushedCopies):  # term k spans rho_k [min x, max x] +- 12 sqrt(c_k)
+            x = np.asarray(gm.points)
+            rho, sd = np.asarray(gm.rho)[:, None], np.sqrt(np.asarray(gm.var))[:, None]
+            lo.append((rho * x.min(axis=0) - _SPAN * sd).min(axis=0))
+            hi.append((rho * x.max(axis=0) + _SPAN * sd).max(axis=0))
+            continue
         sd = np.sqrt(np.diagonal(np.asarray(gm.full_covs()), axis1=1, axis2=2))
         m = np.asarray(gm.means)
         lo.append((m - _SPAN * sd).min(axis=0))
         hi.append((m + _SPAN * sd).max(axis=0))
     return np.minimum(*lo), np.maximum(*hi)
+
+
+def _logpdf(law, x):
+    """Log-density at the nodes; a one-dimensional structured law by its exact cluster series (cost independent of N)."""
+    from .._pushed import PushedCopies
+
+    if isinstance(law, PushedCopies) and law.dim == 1:
+        from ._wasserstein_1d import _from_pushed, _log_pdf
+
+        return _log_pdf(np.asarray(x, dtype=np.float64)[:, 0], _from_pushed(law))
+    return np.asarray(law.logpdf(jnp.asarray(x)))
 
 
 def _panel_rule(lo: float, hi: float, n_panels: int):
@@ -102,8 +128,8 @@ def _integrate(p, q, box, n_panels, integrand) -> float:
         X0, X1 = np.meshgrid(x0, x1, indexing="ij")
         x = np.stack([X0.ravel(), X1.ravel()], axis=1)
         w = np.outer(w0, w1).ravel()
-    lp = np.asarray(p.logpdf(jnp.asarray(x)))
-    lq = np.asarray(q.logpdf(jnp.asarray(x)))
+    lp = _logpdf(p, x)
+    lq = _logpdf(q, x)
     return float(np.sum(w * integrand(lp, lq)))
 
 

@@ -204,6 +204,10 @@ def hermite_coefficients(
     [1.0, 1.0, 0.707106781187, 0.408248290464]
     """
     method = check_choice(method, "method", METHODS)
+    from .._pushed import as_pushed, is_pushed
+
+    if is_pushed(dist) and method in ("auto", "exact"):
+        return as_pushed(dist).hermite_coefficients(order)  # structured law: never expanded
     inner = getattr(dist, "mixture", None)
     if isinstance(inner, GaussianMixture):
         dist = inner

@@ -129,6 +129,14 @@ def energy_spectrum(dist: Any, order: int, *, method: str = "auto", block: int |
     order = check_positive_int(order, "order")
     if order > MAX_ORDER:
         raise ValueError(f"order must be <= {MAX_ORDER} for energy_spectrum; got order={order}")
+    from .._pushed import as_pushed, is_pushed
+
+    if is_pushed(dist) and method in ("auto", "exact") and as_pushed(dist).is_ou_push():
+        # a_n(p) = (sum_k w_k rho_k^|n|) a_n(points), so E_m(p) = (sum_k w_k rho_k^m)^2 E_m(points)
+        law = as_pushed(dist)
+        base = energy_spectrum(GaussianMixture.tree_unflatten(None, (law.point_weights, law.points, jnp.zeros(law.n_points))), order, block=block)
+        factor = jnp.asarray(law.term_sums(order)) ** 2
+        return EnergySpectrum(base.energies * factor, base.errors * factor + 4 * EPS * base.energies * factor, order, base.dim, "exact")
     inner = getattr(dist, "mixture", None)
     if isinstance(inner, GaussianMixture):
         dist = inner

@@ -3,6 +3,7 @@
 Modules: ``_score`` (exact scores of ``P_t q`` for mixtures), ``_grid`` (time grids), ``_solvers``
 (EM, exponential integrator, probability-flow ODE; scan and diffrax loops), ``_reverse``
 (``reverse_sample``), ``_stats`` (sample statistics with standard errors, exact 1-D W2 to a mixture),
+``_learners`` (the learner protocol and the learners: exact, particles, refit, KDE, neural),
 ``_retrain`` (the retraining loop), ``_errors`` (score-error injection, path energies, observability),
 ``_gaussian`` (exact Gaussian outputs under affine score errors), ``_fokker_planck`` (the output density in
 d = 1, 2 by a Fokker-Planck solve). The noise (Box-Muller normals) is ``hermite_limit._noise``.
@@ -14,6 +15,15 @@ from ._reverse import reverse_sample as reverse_sample
 from ._score import MixtureScore as MixtureScore
 from ._score import mixture_score as mixture_score
 from ._refit import fit_gmm as fit_gmm
+from ._learners import Learner as Learner
+from ._learners import TrainingSet as TrainingSet
+from ._learners import LearnedScore as LearnedScore
+from ._learners import ExactScore as ExactScore
+from ._learners import ParticleScore as ParticleScore
+from ._learners import RefitScore as RefitScore
+from ._learners import KDEScore as KDEScore
+from ._learners import NeuralScore as NeuralScore
+from ._learners import NeuralScoreFunction as NeuralScoreFunction
 from ._retrain import RetrainRecords as RetrainRecords
 from ._retrain import RetrainResult as RetrainResult
 from ._retrain import retrain as retrain
