@@ -71,7 +71,7 @@ def chaospy_one(w, m, v):
 def ours_batch_fn(w, m, v):
     """The exact recursion vmapped over a batch of mixtures (stacked leaves), in float64."""
     with jax.enable_x64(True):
-        gms = jax.tree_util.tree_map(jax.numpy.asarray, hl.GaussianMixture.tree_unflatten(None, (w, m, v)))
+        gms = jax.tree_util.tree_map(jax.numpy.asarray, hl.GaussianMixture.tree_unflatten(True, (w, m, v)))  # aux = density flag (every variance > 0)
     batched = jax.jit(jax.vmap(lambda g: mixture_coefficients(g, ORDER)[0]))
 
     def call():

@@ -23,6 +23,7 @@ import numpy as np
 from ._mixture import COV_TYPES, GaussianMixture, as_mixture
 from ._pushed import PushedCopies
 from ._precision import x64
+from ._recursion_fast import assemble as _assemble_fast, constant_schedule_terms
 from ._time import schedule_times
 from ._validation import PY_ITERATION_COST, check_alpha, check_positive_int, check_time, check_tolerance, check_work, format_bytes, is_concrete
 
@@ -190,7 +191,7 @@ def limit_distribution(
     if points:
         mixture, merged = _pushed(gm, rho_k, c_k, weights, tail, c_inf)
     else:
-        mixture, merged = _assemble([(gm, rho_k, c_k, weights)], tail, c_inf)
+        mixture, merged = _assemble_fast([(gm, rho_k, c_k, weights)], tail, c_inf)
     # W2^2(term k, N(0, c_inf I)) <= rho^{2k} (E|X|^2 + d c_inf) (couple rho^k X + sqrt(c_k) Z with sqrt(c_inf) Z)
     q = (1.0 - alpha) * rho * rho
     tail_w2_sq = alpha * rho * rho * q**J / (1.0 - q)
@@ -285,7 +286,8 @@ def generation(
     if p0.dim != gm.dim:
         raise ValueError(f"init has dimension {p0.dim} but data has dimension {gm.dim}")
     if scheme == "fresh" and h2 == 0.0 and n > 0 and np.all(times == times[0]):
-        data_terms, init_terms = _constant_terms(float(times[0]), alpha, n)
+        # closed-form terms (no merge sort when they are provably distinct), else the merging closed form
+        data_terms, init_terms = constant_schedule_terms(float(times[0]), alpha, n) or _constant_terms(float(times[0]), alpha, n)
     else:
         data_terms, init_terms = _recursion_terms(times, alpha, scheme, h2)
     if n > 0 and init is None and _is_point_set(gm):
@@ -293,7 +295,7 @@ def generation(
         rho, c, w = (np.concatenate([a, b]) for a, b in zip(data_terms, init_terms))
         return _pushed(gm, *_merge_terms(rho, c, w), 0.0)[0]
     _check_size(data_terms[0].size * gm.n_components + init_terms[0].size * p0.n_components, gm)
-    return _assemble([(gm, *data_terms), (p0, *init_terms)], 0.0)[0]
+    return _assemble_fast([(gm, *data_terms), (p0, *init_terms)], 0.0)[0]
 
 
 def generations(data: Any, alpha: Any, schedule: Any, n: int, init: Any = None, **kwargs) -> list[GaussianMixture]:

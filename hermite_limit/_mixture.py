@@ -73,9 +73,6 @@ class GaussianMixture:
     (0.0, 4.25)
     """
 
-    weights: jax.Array
-    means: jax.Array
-    covs: jax.Array
     cov_type: str
     # Whether the law has a density: True / False, or None while unknown (not yet computed, or the
     # arrays are traced and nothing was known statically). Static pytree metadata, never traced.
@@ -98,10 +95,9 @@ class GaussianMixture:
         c = _validate_covs(c, K, d)
         self._set(jnp.asarray(w), jnp.asarray(m), jnp.asarray(c), _density_flag(w, c))
 
-    def _set(self, w, m, c, density=None):
-        object.__setattr__(self, "weights", w)
-        object.__setattr__(self, "means", m)
-        object.__setattr__(self, "covs", c)
+    def _set(self, w, m, c, density=None, on_host=False):
+        object.__setattr__(self, "_arrays", (w, m, c))
+        object.__setattr__(self, "_on_host", on_host)
         object.__setattr__(self, "cov_type", _cov_type_of(c))
         object.__setattr__(self, "_density", None if density is None else bool(density))
 
@@ -111,6 +107,42 @@ class GaussianMixture:
         obj = object.__new__(cls)
         obj._set(w, m, c, density)
         return obj
+
+    @classmethod
+    def _from_host(cls, w: np.ndarray, m: np.ndarray, c: np.ndarray, density=None) -> "GaussianMixture":
+        """Unchecked construction from float64 numpy arrays built on the host (exact recursions).
+
+        The arrays move to the device on first use of ``weights`` / ``means`` / ``covs`` (one
+        ``device_put`` of the three, in float64; zero-copy on CPU when they are 64-byte aligned), so
+        building a law costs no transfer and no dispatch.
+        """
+        obj = object.__new__(cls)
+        obj._set(w, m, c, density, on_host=True)
+        return obj
+
+    def _device_arrays(self) -> tuple:
+        if self._on_host:
+            # eager even when first touched inside a caller's trace (the arrays are constants, never tracers)
+            with jax.enable_x64(True), jax.ensure_compile_time_eval():
+                arrays = tuple(jax.device_put(self._arrays))
+            object.__setattr__(self, "_arrays", arrays)
+            object.__setattr__(self, "_on_host", False)
+        return self._arrays
+
+    @property
+    def weights(self) -> jax.Array:
+        """Component weights, shape (K,)."""
+        return self._arrays[0] if not self._on_host else self._device_arrays()[0]
+
+    @property
+    def means(self) -> jax.Array:
+        """Component means, shape (K, d)."""
+        return self._arrays[1] if not self._on_host else self._device_arrays()[1]
+
+    @property
+    def covs(self) -> jax.Array:
+        """Covariances: (K, d, d) full, (K, d) diagonal or (K,) isotropic."""
+        return self._arrays[2] if not self._on_host else self._device_arrays()[2]
 
     def __setattr__(self, name, value):
         raise AttributeError("GaussianMixture is immutable")
@@ -165,11 +197,11 @@ class GaussianMixture:
     # -- shape ------------------------------------------------------------------------------
     @property
     def n_components(self) -> int:
-        return int(self.means.shape[0])
+        return int(self._arrays[1].shape[0])
 
     @property
     def dim(self) -> int:
-        return int(self.means.shape[1])
+        return int(self._arrays[1].shape[1])
 
     def __repr__(self) -> str:
         return f"GaussianMixture(K={self.n_components}, d={self.dim}, cov_type={self.cov_type!r})"
