@@ -356,10 +356,14 @@ def retrain(
         training = TrainingSet(i, gm, alpha, t0, T, q_pad, particles, samples)
         learned = learner.fit(k_fit, training, state)
         state = learned.state
-        new = reverse_sample(
-            k_sample, q_pad, n, t0=t0, T=T, n_steps=n_steps, method=method, grid=grid, init=init,
-            score=learned.score, score_error=errors[i], backend=backend,
-        ).particles
+        try:
+            new = reverse_sample(
+                k_sample, q_pad, n, t0=t0, T=T, n_steps=n_steps, method=method, grid=grid, init=init,
+                score=learned.score, score_error=errors[i], backend=backend,
+            ).particles
+        except ValueError as exc:  # the sampler refused the learned score or its output (non-finite, diverged)
+            raise RuntimeError(f"retrain: non-finite particles in generation {i} (learner {learner.name!r}): {exc}; "
+                               "the run stops here") from exc
         if not bool(jnp.all(jnp.isfinite(new))):
             raise RuntimeError(f"retrain: non-finite particles in generation {i} (reverse-SDE sampling, {n_steps} "
                                f"steps, learner {learner.name!r}); the run stops here")
