@@ -66,11 +66,11 @@ if TYPE_CHECKING:
     from .hermite import ou_push_coefficients as ou_push_coefficients
     from .hermite import schedule_attenuation as schedule_attenuation
 
-    from .diagnose import Diagnosis as Diagnosis
-    from .diagnose import DesignedSchedule as DesignedSchedule
-    from .diagnose import diagnose as diagnose
-    from .diagnose import design_schedule as design_schedule
-    from .diagnose import invert_filter as invert_filter
+    from ._diagnose import Diagnosis as Diagnosis
+    from ._diagnose import DesignedSchedule as DesignedSchedule
+    from ._diagnose import diagnose as diagnose
+    from ._diagnose import design_schedule as design_schedule
+    from ._diagnose import invert_filter as invert_filter
     from .divergences import Estimate as Estimate
     from .divergences import chi2_divergence as chi2_divergence
     from .divergences import gaussian_chi2 as gaussian_chi2

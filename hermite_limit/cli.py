@@ -485,7 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_diagnose_parser(sub) -> None:
-    """The `diagnose` subcommand (its work lives in hermite_limit.diagnose, imported when it runs)."""
+    """The `diagnose` subcommand (its work lives in hermite_limit._diagnose, imported when it runs)."""
     fmt = argparse.RawDescriptionHelpFormatter
     p = sub.add_parser(
         "diagnose", help="estimate alpha and t0 of a retraining pipeline from its generations", formatter_class=fmt,
@@ -514,7 +514,7 @@ def _add_diagnose_parser(sub) -> None:
 
 
 def _diagnose(args) -> int:
-    from .diagnose._cli import run
+    from ._diagnose._cli import run
 
     return run(args)
 

@@ -11,9 +11,9 @@ import pytest
 from scipy import stats
 
 import hermite_limit as hl
-from hermite_limit.diagnose import _model as mdl
-from hermite_limit.diagnose._diagnosis import fit_replicates
-from hermite_limit.diagnose._stats import batch_stats, sample_stats
+from hermite_limit._diagnose import _model as mdl
+from hermite_limit._diagnose._diagnosis import fit_replicates
+from hermite_limit._diagnose._stats import batch_stats, sample_stats
 from hermite_limit.hermite._indices import graded_indices
 
 from helpers import bimodal_1d

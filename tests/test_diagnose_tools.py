@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import hermite_limit as hl
-from hermite_limit.diagnose._forecast import forecast_from_fit
-from hermite_limit.diagnose._schedule_design import schedule_cost
+from hermite_limit._diagnose._forecast import forecast_from_fit
+from hermite_limit._diagnose._schedule_design import schedule_cost
 from hermite_limit.forecast import _factors, relative_spectral_error
 
 from helpers import bimodal_1d
@@ -93,7 +93,7 @@ def test_designed_schedule_beats_every_family_at_equal_cost(case):
     _check_design(ds, 2e-3, 1.0)
     assert ds.improvement > 1.05, ds.improvement
     # the reported error is the forecast module's numpy measure of the designed times
-    from hermite_limit.diagnose._schedule_design import _energies
+    from hermite_limit._diagnose._schedule_design import _energies
 
     E = _energies(data, order)
     assert ds.error == pytest.approx(relative_spectral_error(_factors(alpha, ds.times, order)[-1], E), rel=1e-10)

@@ -26,7 +26,7 @@ def check_fixed_point(data: GaussianMixture, alpha: float, t0: float, tol: float
     """
     lim = limit_distribution(data, alpha, t0, tol)
     if candidate is not None:
-        lim = dataclasses.replace(lim, mixture=candidate)
+        lim = dataclasses.replace(lim, law=candidate)
     nxt = generation(data, alpha, t0, 1, init=lim.mixture)
     w2 = w2_1d(nxt, lim)
     gens = [generation(data, alpha, t0, n) for n in (0, 2, 10)]

@@ -5,7 +5,7 @@ constant mode excluded) is estimated by ``a_hat = mean_j h(x_j)`` with ``h(x) = 
 covariance is estimated by ``Sigma_hat = cov_j(h(x_j)) / N`` (``ddof = 1``). A bootstrap replicate
 resamples the N points with replacement (multinomial counts ``c_j``, ``sum_j c_j = N``) and takes
 ``sum_j c_j h(x_j) / N``; the covariance is kept at the full-sample ``Sigma_hat`` (a fixed-weight
-bootstrap, see :func:`hermite_limit.diagnose`).
+bootstrap, see :func:`hermite_limit._diagnose`).
 """
 
 from __future__ import annotations

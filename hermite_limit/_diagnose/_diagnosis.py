@@ -203,7 +203,7 @@ def diagnose(generations: Sequence[Any], data: Any = None, *, order: int = 4, pe
         draws use it too, ``jax.random.key(0)`` when not given, so the same inputs give the same report).
     beta_min, beta_max : VP-SDE linear schedule for the ``eps`` conversion of ``t0``.
     ddpm_betas : array of DDPM betas for the step conversion (default: linear 1e-4..0.02, 1000 steps).
-    forecast_generations : int, horizon of the forecast (:mod:`hermite_limit.diagnose`'s ``forecast``).
+    forecast_generations : int, horizon of the forecast (:mod:`hermite_limit._diagnose`'s ``forecast``).
     within : float in (0, 1), fraction of the limit defining "within" for the generations-to-limit count.
     t_min, design, budget : with ``design=True`` a schedule is designed (:func:`design_schedule`) at the
         cost of ``forecast_generations`` constant-``t0`` generations times ``budget`` (default 1).
