@@ -130,3 +130,13 @@ def test_exact_w2_samples_to_mixture_matches_quadrature():
         got = float(w2_samples_to_mixture_1d(jax.numpy.asarray(x), jax.numpy.asarray(w), jax.numpy.asarray(m),
                                              jax.numpy.asarray(s)))
     assert got == pytest.approx(np.sqrt(total), rel=1e-10)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "x", None])
+@pytest.mark.parametrize("name", ["n_directions", "refit_iters", "n_record"])
+def test_retrain_settings_are_refused_by_name_before_any_work(name, bad):
+    """The outside audit's retrain rows: every count refused with a ValueError naming it."""
+    kwargs = dict(carry="analytic", T=1.0, n_steps=5, order=3, n_directions=4, n_record=32, refit_iters=5, progress=False)
+    kwargs[name] = bad
+    with pytest.raises(ValueError, match=name):
+        hl.retrain(jax.random.key(0), hl.datasets.bimodal_1d(), 0.5, 0.1, 2, 32, **kwargs)

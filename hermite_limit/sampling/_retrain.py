@@ -267,6 +267,7 @@ def retrain(
     n_steps = check_positive_int(n_steps, "n_steps", allow_zero=False)
     order = check_positive_int(order, "order")
     n_record = check_positive_int(n_record, "n_record", allow_zero=False)
+    n_directions = check_positive_int(n_directions, "n_directions", allow_zero=False)
     n_energy = check_positive_int(n_energy, "n_energy", allow_zero=False)
     n_eval = check_positive_int(n_eval, "n_eval", allow_zero=False)
     if n_energy < 3:
