@@ -8,7 +8,7 @@ import itertools
 import json
 import os
 
-os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("MPLBACKEND", "Agg")  # headless figures in tests (the library itself never picks a backend)
 
 import jax
 import matplotlib
@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
-matplotlib.use("Agg")
 
 settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True)
 settings.register_profile("dev", max_examples=25, deadline=None)

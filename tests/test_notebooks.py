@@ -2,7 +2,7 @@
 cell that plots shows its figure: as stored in the repository and again after re-execution.
 
 The figure test guards the rule that the library never chooses a matplotlib backend: a library calling
-``matplotlib.use("Agg")`` overrides ``%matplotlib inline`` and every later figure of the session vanishes.
+choosing the Agg backend overrides ``%matplotlib inline`` and every later figure of the session vanishes.
 """
 
 import inspect
