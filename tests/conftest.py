@@ -11,7 +11,6 @@ import os
 os.environ.setdefault("MPLBACKEND", "Agg")  # headless figures in tests (the library itself never picks a backend)
 
 import jax
-import matplotlib
 import numpy as np
 import pytest
 from hypothesis import settings
