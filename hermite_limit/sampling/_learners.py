@@ -138,22 +138,15 @@ class ExactScore:
 
 
 @dataclasses.dataclass(frozen=True)
-class ParticleScore:
+class ParticleScore(ExactScore):
     """A perfectly memorising learner: exact score of ``P_t hat-q_i``; the particles' empirical law is the next model.
 
     Next round's training law ``alpha p_data + (1-alpha) (1/n) sum_j delta_{y_j}`` has point masses, but its
     pushes ``P_t hat-q`` (``t >= t0 > 0``) are mixtures with ``K + n`` components whose score is exact. Cost per
-    sampler step ``O(n (K + n) d)`` (``carry="particles"``).
+    sampler step ``O(n (K + n) d)`` (``carry="particles"``). Fits as :class:`ExactScore`; only the model differs.
     """
 
     name: str = dataclasses.field(default="particles", init=False)
-    needs_samples: bool = dataclasses.field(default=False, init=False)
-
-    def init(self, key, data):
-        return None
-
-    def fit(self, key, training, state):
-        return LearnedScore(mixture_score(training.law), state, {})
 
     def model(self, particles, training, state):
         return empirical(particles), state
