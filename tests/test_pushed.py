@@ -230,3 +230,44 @@ def test_w2_many_atoms_interpolated_edges_equal_solved_edges(monkeypatch):
     for a, b in zip(fast, slow):
         assert abs(a.value - b.value) <= 1e-12 * b.value
         assert abs(a.value - b.value) <= a.error + b.error
+
+
+def test_record_statistics_on_structured_laws_equal_explicit_mixture():
+    """The retraining records' exact statistics (marginal Hermite coefficients, projected W2) take a PushedCopies
+    law directly; they equal the same statistics of its explicit mixture (computed by an independent code path),
+    including laws with non-OU terms (KDE) and zero-weight padding terms."""
+    from hermite_limit.sampling._retrain import _pad_exact
+    from hermite_limit.sampling._stats import mixture_hermite_marginals, projected_w2, random_directions
+
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(7)
+        data, laws = _laws(rng, 3, N=25)
+        x = jax.numpy.asarray(rng.standard_normal((300, 3)) * 1.3)
+        U = random_directions(jax.random.key(1), 5, 3)
+        for law in laws:
+            pc = getattr(law, "law", law)
+            gm = pc.mixture
+            for lw in (pc, _pad_exact(pc)):
+                np.testing.assert_allclose(np.asarray(mixture_hermite_marginals(lw, 6)),
+                                           np.asarray(mixture_hermite_marginals(gm, 6)), rtol=1e-12, atol=1e-13)
+                np.testing.assert_allclose(np.asarray(projected_w2(x, lw, U)), np.asarray(projected_w2(x, gm, U)),
+                                           rtol=1e-10, atol=1e-12)
+        assert _pad_exact(laws[1]).n_terms >= laws[1].n_terms
+
+
+def test_retrain_on_empirical_data_records_against_structured_generation(getkey):
+    """hl.retrain on an empirical law: the closed-form generation stays structured (PushedCopies) and the exact
+    Hermite record equals the explicit mixture's coefficients; sliced W2 stays within the theorem's bound."""
+    from hermite_limit.sampling._stats import mixture_hermite_marginals
+
+    rng = np.random.default_rng(3)
+    data = hl.empirical(rng.standard_normal((40, 2)) * [1.0, 2.0])
+    res = hl.retrain(getkey(), data, 0.5, 0.1, 2, 400, learner=hl.ParticleScore(), n_steps=20, progress=False, order=3)
+    r = res.records
+    for i in range(2):
+        gm = hl.generation(data, 0.5, 0.1, i + 1).mixture
+        with jax.enable_x64(True):
+            a = np.asarray(mixture_hermite_marginals(gm, 3))
+        np.testing.assert_allclose(r.hermite_exact[i], a, rtol=1e-12, atol=1e-13)
+        # theorem (W2 ball) with the sampling floor as slack
+        assert r.sliced_w2[i] <= r.w2_bound[i] + 3 * r.sliced_w2_floor[i]

@@ -20,6 +20,7 @@ from .._limit import generation, limit_distribution
 from .._mixture import GaussianMixture, _check_key, as_mixture, mix
 from .._ou import _push
 from .._precision import x64
+from .._pushed import PushedCopies, is_pushed
 from .._validation import check_alpha, check_positive_int, is_concrete
 from ..hermite._attenuation import attenuation
 from ..hermite._polynomials import _polynomials as hermite_table
@@ -372,7 +373,7 @@ def retrain(
         exact = generation(gm, alpha, t0, i + 1)
         ideal = pad_mixture(_push(q, t0), K_q)
         c_exact = rho**m * (alpha + (1 - alpha) * c_exact)
-        _record(rec, i, particles, exact, ideal, U, order, k_floor, _bucket(max(exact.n_components, MIN_EXACT)), n_record)
+        _record(rec, i, particles, exact, ideal, U, order, k_floor, n_record)
         bound = kappa * bound + rec["delta"][i]
         rec["w2_bound"][i] = bound
         mbound = kappa * mbound + rec["marginal_delta"][i]
@@ -439,14 +440,29 @@ def _training_samples_jit(key, data, previous, n_fresh, n: int):
     return jnp.where((jnp.arange(n) < n_fresh)[:, None], fresh, old)
 
 
-def _record(rec, i, x, exact: GaussianMixture, ideal: GaussianMixture, U, order, key, K_exact, n_record):
+def _pad_exact(exact):
+    """The closed-form generation padded to few distinct shapes (one compilation for many generations): a mixture
+    to :func:`_bucket` components (at least ``MIN_EXACT``); pushed copies of empirical data (never expanded into
+    their ``N J`` components) to :func:`_bucket` terms, the added terms with weight 0."""
+    if not is_pushed(exact):
+        return pad_mixture(exact, _bucket(max(exact.n_components, MIN_EXACT)))
+    J = exact.n_terms
+    extra = _bucket(J) - J
+    if extra == 0:
+        return exact
+    z = jnp.zeros(extra)
+    return PushedCopies.tree_unflatten(None, (exact.points, exact.point_weights, jnp.concatenate([exact.rho, z]),
+                                              jnp.concatenate([exact.var, z + 1.0]), jnp.concatenate([exact.term_weights, z])))
+
+
+def _record(rec, i, x, exact, ideal: GaussianMixture, U, order, key, n_record):
     h, se = sample_hermite_marginals(x, order)
     x = x[:n_record]  # W2 and moment records on a prefix of the (exchangeable) particles
     d, L = exact.dim, U.shape[0]
     W = jnp.concatenate([U, jnp.eye(d)])  # the slices, then the coordinate axes: one compiled W2 per mixture size
     rec["hermite"][i], rec["hermite_se"][i] = np.asarray(h), np.asarray(se)
     rec["hermite_exact"][i] = np.asarray(mixture_hermite_marginals(exact, order))
-    exact_pad = pad_mixture(exact, K_exact)
+    exact_pad = _pad_exact(exact)
     w_exact = projected_w2(x, exact_pad, W)
     w_ideal = projected_w2(x, ideal, W)
     w_floor = projected_w2(exact_pad.sample(key, x.shape[0]), exact_pad, W)

@@ -12,11 +12,17 @@
   steps (to ``|F(c) - u| <= 1e-14``). No quadrature: the only error is floating point.
 - Sliced W2 to a mixture: root-mean-square of the exact 1-D W2 over projections ``<u, X>`` (the law of a
   projection of a mixture is the 1-D mixture ``gm.project(u)``).
+- Laws of empirical data (:class:`hermite_limit.PushedCopies`, ``sum_k w_k sum_j v_j N(rho_k x_j, c_k I)``) are
+  accepted wherever a mixture is, without building the explicit ``N J`` components' covariances: a projection
+  on ``u`` is the 1-D mixture of means ``rho_k <u, x_j>``, standard deviations ``sqrt(c_k) |u|`` and weights
+  ``w_k v_j``; the marginal coefficients follow from the points' own coefficients (see
+  :func:`mixture_hermite_marginals`).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +30,7 @@ from jax.scipy.special import erfc
 
 from ..hermite._polynomials import _polynomials as hermite_table
 from .._mixture import GaussianMixture
+from .._pushed import PushedCopies
 
 _INV_SQRT_2PI = 0.3989422804014327
 _INV_SQRT_2 = 0.7071067811865476
@@ -46,8 +53,15 @@ def sample_hermite_marginals(x, order: int = 4):
 
 
 @functools.partial(jax.jit, static_argnums=1)
-def mixture_hermite_marginals(gm: GaussianMixture, order: int = 4):
-    """Exact per-coordinate Hermite coefficients ``a_n`` of the marginals of ``gm``: shape (d, order+1)."""
+def mixture_hermite_marginals(gm, order: int = 4):
+    """Exact per-coordinate Hermite coefficients ``a_n`` of the marginals of ``gm``: shape (d, order+1).
+
+    ``gm`` is a :class:`GaussianMixture` or a :class:`PushedCopies`. For pushed copies, with
+    ``beta_k = c_k - 1 + rho_k^2``, ``a_n = sum_{2i <= n} sqrt(n!) / (sqrt((n-2i)!) i! 2^i) T[n, i] a_{n-2i}(points)``,
+    ``T[m, l] = sum_k w_k rho_k^{m-2l} beta_k^l``: one pass over the points, none over the ``N J`` components.
+    """
+    if isinstance(gm, PushedCopies):
+        return _pushed_hermite_marginals(gm, order)
     mu = gm.means  # (K, d)
     var = jnp.diagonal(gm.full_covs(), axis1=1, axis2=2)  # (K, d)
     a = [jnp.ones_like(mu), mu]
@@ -55,6 +69,31 @@ def mixture_hermite_marginals(gm: GaussianMixture, order: int = 4):
         a.append((mu * a[k] + (var - 1.0) * jnp.sqrt(float(k)) * a[k - 1]) / jnp.sqrt(k + 1.0))
     A = jnp.stack(a[: order + 1], axis=-1)  # (K, d, order+1)
     return jnp.einsum("k,kdn->dn", gm.weights, A)
+
+
+_CHUNK = 4096  # points per pass of the points' own coefficients (bounded memory for large point sets)
+
+
+def _pushed_hermite_marginals(law: PushedCopies, order: int):
+    N, d = law.points.shape
+    n_chunks = -(-N // _CHUNK)
+    pad = n_chunks * _CHUNK - N
+    x = jnp.concatenate([law.points, jnp.zeros((pad, d))]).reshape(n_chunks, _CHUNK, d)
+    v = jnp.concatenate([law.point_weights, jnp.zeros(pad)]).reshape(n_chunks, _CHUNK)
+    a_pts = jax.lax.map(lambda c: jnp.einsum("n,ndk->dk", c[1], hermite_table(c[0], order)), (x, v)).sum(axis=0)
+    beta = law.var - 1.0 + law.rho**2
+    cols = []
+    for n in range(order + 1):
+        col = jnp.zeros(d)
+        fact = 1.0
+        for i in range(n // 2 + 1):
+            if i:
+                fact *= i
+            coef = (math.factorial(n) / math.factorial(n - 2 * i)) ** 0.5 / (fact * 2.0**i)
+            T = jnp.sum(law.term_weights * law.rho ** (n - 2 * i) * beta**i)
+            col = col + coef * T * a_pts[:, n - 2 * i]
+        cols.append(col)
+    return jnp.stack(cols, axis=-1)
 
 
 def _cdf_pdf(c, w, m, s):
@@ -118,8 +157,16 @@ def w2_samples_to_mixture_1d(x, w, m, s):
     return jnp.sqrt(jnp.maximum(jnp.sum(cells), 0.0))
 
 
-def _project(gm: GaussianMixture, U):
-    """Means (L, K) and standard deviations (L, K) of the projections of ``gm`` on the rows of ``U`` (L, d)."""
+def _project(gm, U):
+    """Weights (L, K) or (K,), means (L, K) and standard deviations (L, K) of the projections of ``gm`` on the
+    rows of ``U`` (L, d). For pushed copies ``K = N J`` (term-major), ``m = rho_k <u, x_j>``, ``s = sqrt(c_k) |u|``."""
+    if isinstance(gm, PushedCopies):
+        L = U.shape[0]
+        J, N = gm.rho.shape[0], gm.points.shape[0]
+        m = gm.rho[None, :, None] * (U @ gm.points.T)[:, None, :]  # (L, J, N)
+        s = jnp.sqrt(gm.var)[None, :, None] * jnp.linalg.norm(U, axis=1)[:, None, None]
+        w = (gm.term_weights[:, None] * gm.point_weights[None, :]).reshape(J * N)
+        return w, m.reshape(L, J * N), jnp.broadcast_to(s, (L, J, N)).reshape(L, J * N)
     m = U @ gm.means.T
     if gm.cov_type == "full":
         var = jnp.einsum("li,kij,lj->lk", U, gm.covs, U)
@@ -127,15 +174,16 @@ def _project(gm: GaussianMixture, U):
         var = (U * U) @ gm.covs.T
     else:
         var = jnp.sum(U * U, axis=1)[:, None] * gm.covs[None, :]
-    return m, jnp.sqrt(var)
+    return gm.weights, m, jnp.sqrt(var)
 
 
 @jax.jit
-def projected_w2(x, gm: GaussianMixture, U):
-    """Exact 1-D W2 of each projection ``<u_l, X>``, samples ``x`` (n, d) vs mixture ``gm``: shape (L,)."""
-    m, s = _project(gm, U)
+def projected_w2(x, gm, U):
+    """Exact 1-D W2 of each projection ``<u_l, X>``, samples ``x`` (n, d) vs ``gm`` (a mixture or pushed copies):
+    shape (L,)."""
+    w, m, s = _project(gm, U)
     batch = max(1, min(U.shape[0], 2**24 // max(1, x.shape[0] * m.shape[1])))
-    return jax.lax.map(lambda a: w2_samples_to_mixture_1d(a[0], gm.weights, a[1], a[2]), (U @ x.T, m, s), batch_size=batch)
+    return jax.lax.map(lambda a: w2_samples_to_mixture_1d(a[0], w, a[1], a[2]), (U @ x.T, m, s), batch_size=batch)
 
 
 def marginal_w2(x, gm: GaussianMixture):
