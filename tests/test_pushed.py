@@ -262,7 +262,7 @@ def test_retrain_on_empirical_data_records_against_structured_generation(getkey)
 
     rng = np.random.default_rng(3)
     data = hl.empirical(rng.standard_normal((40, 2)) * [1.0, 2.0])
-    res = hl.retrain(getkey(), data, 0.5, 0.1, 2, 400, learner=hl.ParticleScore(), n_steps=20, progress=False, order=3)
+    res = hl.retrain(getkey(), data, 0.5, 0.1, 2, 200, learner=hl.ParticleScore(), n_steps=10, progress=False, order=3)
     r = res.records
     for i in range(2):
         gm = hl.generation(data, 0.5, 0.1, i + 1).mixture
