@@ -24,7 +24,7 @@ from ._mixture import COV_TYPES, GaussianMixture, as_mixture
 from ._pushed import PushedCopies
 from ._recursion_fast import assemble as _assemble_fast, constant_schedule_terms, generation_terms, series_terms, structured_law
 from ._time import schedule_times
-from ._validation import PY_ITERATION_COST, check_alpha, check_positive_int, check_time, check_tolerance, check_work, format_bytes, is_concrete
+from ._validation import PY_ITERATION_COST, WORK_BUDGET, check_alpha, check_positive_int, check_time, check_tolerance, check_work, format_bytes, is_concrete
 
 SCHEMES = ("fresh", "replace", "accumulate")
 # A pushed copy P_T p is stored as N(0, I) once rho_T * scale < 2^-60: its means are then below
@@ -281,7 +281,9 @@ def generation(
         alpha = _resolve_alpha(alpha, synthetic_fraction)
     n = check_positive_int(n, "n")
     # one Python-level step per generation, over up to n terms each
-    check_work("n", float(n) * PY_ITERATION_COST + 0.5 * float(n) ** 2, detail=f"n={n} generations")
+    steps = float(n) * PY_ITERATION_COST + 0.5 * float(n) ** 2
+    if steps > WORK_BUDGET:
+        check_work("n", steps, detail=f"n={n} generations")
     if schedule is None:
         raise ValueError("schedule is required: a truncation time t0 > 0, a sequence of times or a Schedule")
     h2, t0 = 0.0, None
@@ -347,6 +349,8 @@ def _resolve_alpha(alpha, synthetic_fraction):
         if alpha is not None:
             raise ValueError("give alpha or synthetic_fraction (= 1 - alpha), not both")
         return 1.0 - check_alpha(synthetic_fraction, "synthetic_fraction")
+    if type(alpha) is float and 0.0 <= alpha <= 1.0:
+        return alpha  # the common call, valid by its exact type and range
     if alpha is None:
         raise ValueError("alpha (fresh-data fraction in [0, 1]) is required")
     if isinstance(alpha, jax.core.Tracer):

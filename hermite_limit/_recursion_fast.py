@@ -242,6 +242,20 @@ def structured_law(blocks, stationary_mass: float = 0.0, stationary_var: float =
         n_total += rho.size * host[0].size
     d = hosts[0][1].shape[1]
     tail = host[2].shape[1:]
+    if len(blocks) == 1 and not stationary_mass > 0 and 8 * n_total * (1 + d + math.prod(tail)) < _ALIGNED_FROM_BYTES:
+        # a small law from one block: the products themselves are the outputs (no views to write through)
+        _, rho, rho2, neg_c, w, _, _ = blocks[0]
+        gw, gmeans, gcovs = host
+        W = np.multiply(w[:, None], gw).reshape(n_total)
+        M = np.multiply(rho[:, None, None], gmeans).reshape(n_total, d)
+        if kind == "full":
+            C = np.multiply(rho2[:, None, None, None], gcovs)
+            diag = C.reshape(rho.size, gw.size, d * d)[:, :, :: d + 1]
+            np.subtract(diag, neg_c[:, None, None], diag)
+        else:
+            C = np.multiply(rho2[:, None, None] if kind == "diag" else rho2[:, None], gcovs)
+            np.subtract(C, neg_c[:, None, None] if kind == "diag" else neg_c[:, None], C)
+        return GaussianMixture._from_host(W, M, C.reshape((n_total,) + tail), density=True)
     W, M, C = _outputs([(n_total,), (n_total, d), (n_total,) + tail])
     off = 0
     for (_, rho, rho2, neg_c, w, _, _), (gw, gmeans, gcovs) in zip(blocks, hosts):
