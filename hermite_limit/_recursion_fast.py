@@ -152,9 +152,10 @@ def constant_schedule_terms(t0: float, alpha: float, n: int):
 
 # -- the structured fast path: closed-form terms, one write of the output, screens instead of comparisons --
 
-# Outputs at least this large are written into 64-byte aligned arrays (zero-copy device_put later);
-# smaller ones into plain arrays, whose later copy costs nothing beside the transfer's fixed cost.
-_ALIGNED_FROM_BYTES = 1 << 16
+# Outputs at least this large (all three arrays together) are written into 64-byte aligned arrays, which a
+# later device_put aliases instead of copying; smaller ones are plain numpy arrays, as a numpy user's would be
+# (the carving and the writes through views cost more than the products themselves below about 1 MiB).
+_ALIGNED_FROM_BYTES = 1 << 20
 
 
 def _outputs(shapes: list) -> list:
@@ -192,9 +193,10 @@ def generation_terms(t0: float, alpha: float, n: int):
     (the order of :func:`constant_schedule_terms`) and entry ``n`` is the initial model's term
     ``(rho^n, 1 - rho^{2n}, (1-alpha)^n)``; see :func:`series_terms` for the representation.
     """
-    k = np.arange(n, -1, -1, dtype=np.float64)  # n, ..., 1, then the initial model's slot (overwritten)
+    k = np.arange(n, -1, -1, dtype=np.float64)
+    k[n] = n  # n, ..., 1, then the initial model's time n t0
     rho, rho2, neg_c, w = series_terms(k, t0, alpha)
-    rho[n], rho2[n], neg_c[n], w[n] = rho[0], rho2[0], neg_c[0], (1.0 - alpha) ** n
+    w[n] = (1.0 - alpha) ** n
     return rho, rho2, neg_c, w
 
 
