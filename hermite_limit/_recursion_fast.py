@@ -177,13 +177,14 @@ def _outputs(shapes: list) -> list:
 def series_terms(k: np.ndarray, t0: float, alpha: float):
     """``(rho, rho^2, expm1(-2 k t0), w)`` for the OU times ``k t0``: ``rho = e^{-k t0}``, ``w = alpha (1-alpha)^{k-1}``.
 
-    ``rho^2`` is ``e^{-2 k t0}`` (one rounding) and ``c = 1 - rho^2`` is returned negated, as
-    ``expm1(-2 k t0)`` (adding ``c`` is subtracting it, bitwise); ``-2 k t0`` is ``2 (k (-t0))`` exactly.
+    ``rho^2`` is ``rho * rho`` and ``c = 1 - rho^2`` is returned negated, as ``expm1(-2 k t0)`` (adding ``c``
+    is subtracting it, bitwise); ``-2 k t0`` is ``2 (k (-t0))`` exactly. Bitwise the values of the general
+    path (``np.exp(-k t0)``, ``-np.expm1(-2 k t0)``, ``alpha * (1 - alpha) ** (k - 1)``).
     """
     x = k * -t0
     rho = np.exp(x)
     x += x
-    return rho, np.exp(x), np.expm1(x), alpha * (1.0 - alpha) ** (k - 1.0)
+    return rho, rho * rho, np.expm1(x), alpha * (1.0 - alpha) ** (k - 1.0)
 
 
 def generation_terms(t0: float, alpha: float, n: int):
@@ -244,19 +245,20 @@ def structured_law(blocks, stationary_mass: float = 0.0, stationary_var: float =
         n_total += rho.size * host[0].size
     d = hosts[0][1].shape[1]
     tail = host[2].shape[1:]
+    # products broadcast over whole rows (J, K * entries): long contiguous inner loops
     if len(blocks) == 1 and not stationary_mass > 0 and 8 * n_total * (1 + d + math.prod(tail)) < _ALIGNED_FROM_BYTES:
         # a small law from one block: the products themselves are the outputs (no views to write through)
         _, rho, rho2, neg_c, w, _, _ = blocks[0]
         gw, gmeans, gcovs = host
+        J, K = rho.size, gw.size
         W = np.multiply(w[:, None], gw).reshape(n_total)
-        M = np.multiply(rho[:, None, None], gmeans).reshape(n_total, d)
+        M = np.multiply(rho[:, None], gmeans.reshape(1, K * d)).reshape(n_total, d)
+        C = np.multiply(rho2[:, None], gcovs.reshape(1, gcovs.size))
         if kind == "full":
-            C = np.multiply(rho2[:, None, None, None], gcovs)
-            diag = C.reshape(rho.size, gw.size, d * d)[:, :, :: d + 1]
+            diag = C.reshape(J, K, d * d)[:, :, :: d + 1]
             np.subtract(diag, neg_c[:, None, None], diag)
         else:
-            C = np.multiply(rho2[:, None, None] if kind == "diag" else rho2[:, None], gcovs)
-            np.subtract(C, neg_c[:, None, None] if kind == "diag" else neg_c[:, None], C)
+            np.subtract(C, neg_c[:, None], C)
         return GaussianMixture._from_host(W, M, C.reshape((n_total,) + tail), density=True)
     W, M, C = _outputs([(n_total,), (n_total, d), (n_total,) + tail])
     off = 0
@@ -264,23 +266,18 @@ def structured_law(blocks, stationary_mass: float = 0.0, stationary_var: float =
         J, K = rho.size, gw.size
         end = off + J * K
         np.multiply(w[:, None], gw, W[off:end].reshape(J, K))
-        np.multiply(rho[:, None, None], gmeans, M[off:end].reshape(J, K, d))
-        block = C[off:end].reshape((J, K) + tail)
-        if kind == "iso":
-            np.multiply(rho2[:, None], gcovs, block)
+        np.multiply(rho[:, None], gmeans.reshape(1, K * d), M[off:end].reshape(J, K * d))
+        per_term = gcovs.size  # covariance entries of one term
+        block = C[off:end].reshape(J, per_term)
+        if kind != "full":
+            np.multiply(rho2[:, None], gcovs.reshape(1, per_term), block)
             np.subtract(block, neg_c[:, None], block)
-        elif kind == "diag":
-            np.multiply(rho2[:, None, None], gcovs, block)
-            np.subtract(block, neg_c[:, None, None], block)
-        elif J * K * d * d * 8 <= block_bytes:
-            np.multiply(rho2[:, None, None, None], gcovs, block)
-            diag = block.reshape(J, K, d * d)[:, :, :: d + 1]
-            np.subtract(diag, neg_c[:, None, None], diag)
-        else:  # term by term in chunks that stay in cache for the diagonal update
-            step = max(1, block_bytes // (8 * d * d * K))
+        else:  # in chunks of terms that stay in cache for the diagonal update
+            step = max(1, block_bytes // (8 * per_term))
+            flat = gcovs.reshape(1, per_term)
             for a in range(0, J, step):
                 b = min(a + step, J)
-                np.multiply(rho2[a:b, None, None, None], gcovs, block[a:b])
+                np.multiply(rho2[a:b, None], flat, block[a:b])
                 diag = block[a:b].reshape(b - a, K, d * d)[:, :, :: d + 1]
                 np.subtract(diag, neg_c[a:b, None, None], diag)
         off = end

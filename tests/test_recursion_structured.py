@@ -2,9 +2,9 @@
 
 References: the general path (``constant_schedule_terms`` / ``_constant_terms`` terms, assembled by
 ``assemble``, which compares every output component with the stationary law), and for the limit the
-same ``assemble`` on the series terms. The fast path may differ only by rounding: ``rho^2`` is
-``exp(-2 k t0)`` instead of ``rho * rho`` and the weights are not renormalised, so every entry agrees to
-1e-14 relative (bitwise where the operations are the same: the data terms' means). The merge screens are checked to
+same ``assemble`` on the series terms. The fast path may differ only by rounding: the weights are not
+renormalised (and the initial model's ``rho^n`` comes from numpy's ``exp``, not ``math.exp``), so every
+entry agrees to 1e-14 relative (bitwise where the operations are the same: the data terms' means). The merge screens are checked to
 be conservative: whenever the fast path answers, the general assembly merges nothing.
 """
 
@@ -136,7 +136,7 @@ def test_series_terms_are_the_closed_forms():
     k = np.arange(1, 41, dtype=np.float64)
     rho, rho2, neg_c, w = series_terms(k, 0.1, 0.3)
     np.testing.assert_array_equal(rho, np.exp(-k * 0.1))
-    np.testing.assert_allclose(rho2, np.exp(-k * 0.1) ** 2, rtol=4e-16 * 4)
+    np.testing.assert_array_equal(rho2, np.exp(-k * 0.1) * np.exp(-k * 0.1))
     np.testing.assert_array_equal(neg_c, np.expm1(-2.0 * k * 0.1))
     np.testing.assert_array_equal(w, 0.3 * 0.7 ** (k - 1))
     rho, rho2, neg_c, w = generation_terms(0.1, 0.3, 5)
