@@ -48,9 +48,16 @@ def peak_mib() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def _mixture(K: int, seed: int = 0):
-    from .logdensity import problem
+def problem(K: int, d: int, n: int, seed: int = 0):
+    """The random full-covariance mixture and points of ``benchmarks/logdensity.py`` (the same recipe, kept here
+    so the large size does not depend on that module's internals)."""
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((K, d, d)) / np.sqrt(d)
+    S = A @ np.swapaxes(A, 1, 2) + 0.5 * np.eye(d)
+    return rng.dirichlet(np.ones(K)), 3.0 * rng.standard_normal((K, d)), S, 3.0 * rng.standard_normal((n, d))
 
+
+def _mixture(K: int, seed: int = 0):
     import hermite_limit as hl
 
     w, m, S, _ = problem(K, D, 1, seed)
@@ -79,8 +86,6 @@ def logpdf_chunked(M: int, K: int) -> dict:
 
 def logpdf_full() -> dict:
     """The full-size task of benchmarks/logdensity.py (one call on all points), best of 3 after a compiling call."""
-    from .logdensity import problem
-
     import hermite_limit as hl
 
     w, m, S, x = problem(K_FULL, D, M_FULL)
