@@ -260,7 +260,10 @@ def structured_law(blocks, stationary_mass: float = 0.0, stationary_var: float =
         else:
             np.subtract(C, neg_c[:, None], C)
         return GaussianMixture._from_host(W, M, C.reshape((n_total,) + tail), density=True)
-    W, M, C = _outputs([(n_total,), (n_total, d), (n_total,) + tail])
+    if 8 * n_total * (1 + d + math.prod(tail)) < _ALIGNED_FROM_BYTES:
+        W, M, C = np.empty(n_total), np.empty((n_total, d)), np.empty((n_total,) + tail)
+    else:
+        W, M, C = _outputs([(n_total,), (n_total, d), (n_total,) + tail])
     off = 0
     for (_, rho, rho2, neg_c, w, _, _), (gw, gmeans, gcovs) in zip(blocks, hosts):
         J, K = rho.size, gw.size
@@ -272,6 +275,10 @@ def structured_law(blocks, stationary_mass: float = 0.0, stationary_var: float =
         if kind != "full":
             np.multiply(rho2[:, None], gcovs.reshape(1, per_term), block)
             np.subtract(block, neg_c[:, None], block)
+        elif 8 * J * per_term <= block_bytes:
+            np.multiply(rho2[:, None], gcovs.reshape(1, per_term), block)
+            diag = block.reshape(J, K, d * d)[:, :, :: d + 1]
+            np.subtract(diag, neg_c[:, None, None], diag)
         else:  # in chunks of terms that stay in cache for the diagonal update
             step = max(1, block_bytes // (8 * per_term))
             flat = gcovs.reshape(1, per_term)
@@ -282,10 +289,12 @@ def structured_law(blocks, stationary_mass: float = 0.0, stationary_var: float =
                 np.subtract(diag, neg_c[a:b, None, None], diag)
         off = end
     if stationary_mass > 0:
-        W[-1], M[-1] = stationary_mass, 0.0
+        W[-1] = stationary_mass
+        M[-1] = 0.0
         if kind == "full":
-            C[-1] = 0.0
-            C[-1].reshape(d * d)[:: d + 1] = stationary_var
+            last = C[-1].reshape(d * d)
+            last.fill(0.0)
+            last[:: d + 1] = stationary_var
         else:
             C[-1] = stationary_var
     return GaussianMixture._from_host(W, M, C, density=True)
