@@ -1,4 +1,7 @@
-"""Run every benchmark: ``python -m benchmarks [--quick] [--json PATH] [--markdown PATH] [--only NAME ...]``.
+"""Run every benchmark: ``python -m benchmarks [--quick | --large] [--json PATH] [--markdown PATH] [--only NAME ...]``.
+
+``--large`` runs only the large size (``benchmarks/large.py``: logpdf of 10^6 points under 10^4 components,
+an empirical limit of 10^5 samples; throughput and peak memory, several minutes), on request only.
 
 Exits 1 when a row with a stated target ratio misses it (except at ``--tiny``, whose figures only
 exercise the code paths), 0 otherwise.
@@ -59,12 +62,17 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes (under 3 minutes)")
     parser.add_argument("--tiny", action="store_true", help="smallest sizes, for the test suite (numbers not meaningful)")
+    parser.add_argument("--large", action="store_true",
+                        help="only the large size: throughput and peak memory at 10^6 points x 10^4 components and an "
+                             "empirical limit of 10^5 samples (several minutes; on request, never in the suite)")
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
     parser.add_argument("--markdown", metavar="PATH", help="write the table as Markdown")
     parser.add_argument("--only", nargs="*", choices=TASKS, help="run only these task groups")
     args = parser.parse_args(argv)
-    size = "tiny" if args.tiny else ("quick" if args.quick else "full")
-    missing = sorted({m for name in args.only or TASKS for m in EXTRA_PEERS.get(name, [])
+    if args.large and (args.quick or args.tiny or args.only):
+        parser.error("--large runs the large tasks alone; it takes no --quick, --tiny or --only")
+    size = "large" if args.large else ("tiny" if args.tiny else ("quick" if args.quick else "full"))
+    missing = sorted({m for name in ([] if args.large else args.only or TASKS) for m in EXTRA_PEERS.get(name, [])
                       if importlib.util.find_spec(m) is None})
     if missing:
         print(f"python -m benchmarks: missing peer package(s) {', '.join(missing)}; install the bench extra with "
@@ -72,7 +80,7 @@ def main(argv=None) -> int:
         return 2
     rows = []
     start = time.perf_counter()
-    for name in args.only or TASKS:
+    for name in ["large"] if args.large else (args.only or TASKS):
         print(f"[benchmarks] {name} ...", file=sys.stderr, flush=True)
         module = importlib.import_module(f"benchmarks.{name}")
         rows += [r.to_json() for r in module.run(size=size)]

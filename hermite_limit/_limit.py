@@ -22,10 +22,9 @@ import numpy as np
 
 from ._mixture import COV_TYPES, GaussianMixture, as_mixture
 from ._pushed import PushedCopies
-from ._precision import x64
-from ._recursion_fast import assemble as _assemble_fast, constant_schedule_terms
+from ._recursion_fast import assemble as _assemble_fast, constant_schedule_terms, generation_terms, series_terms, structured_law
 from ._time import schedule_times
-from ._validation import PY_ITERATION_COST, check_alpha, check_positive_int, check_time, check_tolerance, check_work, format_bytes, is_concrete
+from ._validation import PY_ITERATION_COST, WORK_BUDGET, check_alpha, check_positive_int, check_time, check_tolerance, check_work, format_bytes, is_concrete
 
 SCHEMES = ("fresh", "replace", "accumulate")
 # A pushed copy P_T p is stored as N(0, I) once rho_T * scale < 2^-60: its means are then below
@@ -121,7 +120,6 @@ class LimitDistribution:
         return self.law.dim
 
 
-@x64
 def limit_distribution(
     data: Any,
     alpha: Any = None,
@@ -176,7 +174,8 @@ def limit_distribution(
     h2 = 0.0 if kde_bandwidth is None else check_time(kde_bandwidth, "kde_bandwidth", maximum=_MAX_BANDWIDTH) ** 2
     c_inf = 1.0 + h2 * rho * rho / -math.expm1(-2.0 * t0)  # variance of the stationary law
     if alpha == 0.0:
-        stationary = GaussianMixture([1.0], np.zeros((1, gm.dim)), [c_inf]).as_cov_type(gm.cov_type)
+        with jax.enable_x64(True):
+            stationary = GaussianMixture([1.0], np.zeros((1, gm.dim)), [c_inf]).as_cov_type(gm.cov_type)
         return LimitDistribution(stationary, alpha, t0, 0, 0.0, 0.0, 0)
     J = 1 if alpha == 1.0 else max(1, math.ceil(math.log(tol) / math.log1p(-alpha)))
     points = _is_point_set(gm)
@@ -185,23 +184,32 @@ def limit_distribution(
     if not points:
         _check_size((J + 1) * gm.n_components, gm)
     k = np.arange(1, J + 1, dtype=np.float64)
-    weights = alpha * (1.0 - alpha) ** (k - 1)
     tail = (1.0 - alpha) ** J
-    rho_k, c_k = np.exp(-k * t0), -c_inf * np.expm1(-2.0 * k * t0)
-    if points:
-        mixture, merged = _pushed(gm, rho_k, c_k, weights, tail, c_inf)
-    else:
-        mixture, merged = _assemble_fast([(gm, rho_k, c_k, weights)], tail, c_inf)
+    rho_k, rho2_k, neg_c, weights = series_terms(k, t0, alpha)
+    if c_inf != 1.0:
+        neg_c *= c_inf  # c_k = c_inf (1 - rho^{2k})
+    mixture = None
+    if not points:
+        # one write of the output when the screens prove nothing merges, else the general assembly;
+        # rho^k and alpha (1-alpha)^{k-1} fall with k: the last entries are the smallest (halved for safety)
+        block = (gm, rho_k, rho2_k, neg_c, weights, 0.5 * rho_k.item(-1), 0.5 * weights.item(-1))
+        mixture, merged = structured_law([block], tail, c_inf), 0
+    if mixture is None:
+        c_k = -neg_c
+        if points:
+            with jax.enable_x64(True):
+                mixture, merged = _pushed(gm, rho_k, c_k, weights, tail, c_inf)
+        else:
+            mixture, merged = _assemble_fast([(gm, rho_k, c_k, weights)], tail, c_inf)
     # W2^2(term k, N(0, c_inf I)) <= rho^{2k} (E|X|^2 + d c_inf) (couple rho^k X + sqrt(c_k) Z with sqrt(c_inf) Z)
     q = (1.0 - alpha) * rho * rho
     tail_w2_sq = alpha * rho * rho * q**J / (1.0 - q)
     # a merged component is within 2^-60 of the stationary law in each mean and covariance entry
     merged_w2_sq = 2.0 * gm.dim * _MERGE_RHO_SCALE**2 if merged else 0.0
-    w2_bound = math.sqrt(tail_w2_sq * (_second_moment(gm) + gm.dim * c_inf) + merged_w2_sq)
+    w2_bound = math.sqrt(tail_w2_sq * (gm._cached("_second_moment", _second_moment) + gm.dim * c_inf) + merged_w2_sq)
     return LimitDistribution(mixture, alpha, t0, J, tail, w2_bound, merged)
 
 
-@x64
 def generation(
     data: Any,
     alpha: Any = None,
@@ -273,27 +281,54 @@ def generation(
         alpha = _resolve_alpha(alpha, synthetic_fraction)
     n = check_positive_int(n, "n")
     # one Python-level step per generation, over up to n terms each
-    check_work("n", float(n) * PY_ITERATION_COST + 0.5 * float(n) ** 2, detail=f"n={n} generations")
+    steps = float(n) * PY_ITERATION_COST + 0.5 * float(n) ** 2
+    if steps > WORK_BUDGET:
+        check_work("n", steps, detail=f"n={n} generations")
     if schedule is None:
         raise ValueError("schedule is required: a truncation time t0 > 0, a sequence of times or a Schedule")
-    h2 = 0.0
+    h2, t0 = 0.0, None
     if kde_bandwidth is not None:
         h2 = check_time(kde_bandwidth, "kde_bandwidth", maximum=_MAX_BANDWIDTH) ** 2
-        times = _kde_times(schedule, n)
+        with jax.enable_x64(True):  # a callable schedule may compute with JAX
+            times = _kde_times(schedule, n)
+    elif type(schedule) is float or type(schedule) is int:
+        # a constant time, checked as schedule_times checks it (n is already bounded by check_work)
+        t0 = check_time(schedule, "schedule")
+        times = None
     else:
-        times = schedule_times(schedule, max(n, 1))[:n]
+        with jax.enable_x64(True):
+            times = schedule_times(schedule, max(n, 1))[:n]
     p0 = gm if init is None else as_mixture(init, "init")
-    if p0.dim != gm.dim:
+    if p0 is not gm and p0.dim != gm.dim:
         raise ValueError(f"init has dimension {p0.dim} but data has dimension {gm.dim}")
-    if scheme == "fresh" and h2 == 0.0 and n > 0 and np.all(times == times[0]):
+    if t0 is None and scheme == "fresh" and h2 == 0.0 and n > 0 and np.all(times == times[0]):
+        t0 = float(times[0])
+    if scheme == "fresh" and h2 == 0.0 and n > 0 and t0 is not None:
+        if 0.0 < alpha < 1.0 and t0 > 1e-12 and n * t0 < 700.0 and gm._density is True and p0._density is True:
+            # the closed-form terms written in one pass (both sources at once when p_0 = p_data)
+            K = gm.n_components
+            _check_size(n * K + (K if p0 is gm else p0.n_components), gm)
+            rho, rho2, neg_c, w = generation_terms(t0, alpha, n)
+            # lower bounds of rho and w: rho^k and alpha (1-alpha)^{k-1} fall with k (by factors far from
+            # 1 beside rounding), so the smallest entries are at k = n (index 0 and n); halved for safety
+            rho_low, w_low = 0.5 * rho.item(0), 0.5 * min(w.item(0), w.item(n))
+            if p0 is gm:
+                blocks = [(gm, rho, rho2, neg_c, w, rho_low, w_low)]
+            else:
+                blocks = [(gm, rho[:n], rho2[:n], neg_c[:n], w[:n], rho_low, w_low),
+                          (p0, rho[n:], rho2[n:], neg_c[n:], w[n:], rho_low, w_low)]
+            law = structured_law(blocks)
+            if law is not None:
+                return law
         # closed-form terms (no merge sort when they are provably distinct), else the merging closed form
-        data_terms, init_terms = constant_schedule_terms(float(times[0]), alpha, n) or _constant_terms(float(times[0]), alpha, n)
+        data_terms, init_terms = constant_schedule_terms(t0, alpha, n) or _constant_terms(t0, alpha, n)
     else:
-        data_terms, init_terms = _recursion_terms(times, alpha, scheme, h2)
+        data_terms, init_terms = _recursion_terms(np.full(n, t0) if times is None else times, alpha, scheme, h2)
     if n > 0 and init is None and _is_point_set(gm):
         # p_0 = p_data: both sources are the same points, so every term is a pushed copy of them
         rho, c, w = (np.concatenate([a, b]) for a, b in zip(data_terms, init_terms))
-        return _pushed(gm, *_merge_terms(rho, c, w), 0.0)[0]
+        with jax.enable_x64(True):
+            return _pushed(gm, *_merge_terms(rho, c, w), 0.0)[0]
     _check_size(data_terms[0].size * gm.n_components + init_terms[0].size * p0.n_components, gm)
     return _assemble_fast([(gm, *data_terms), (p0, *init_terms)], 0.0)[0]
 
@@ -314,6 +349,8 @@ def _resolve_alpha(alpha, synthetic_fraction):
         if alpha is not None:
             raise ValueError("give alpha or synthetic_fraction (= 1 - alpha), not both")
         return 1.0 - check_alpha(synthetic_fraction, "synthetic_fraction")
+    if type(alpha) is float and 0.0 <= alpha <= 1.0:
+        return alpha  # the common call, valid by its exact type and range
     if alpha is None:
         raise ValueError("alpha (fresh-data fraction in [0, 1]) is required")
     if isinstance(alpha, jax.core.Tracer):
@@ -439,7 +476,9 @@ def _assemble(terms, stationary_mass: float, stationary_var: float = 1.0):
 
 def _is_point_set(gm: GaussianMixture) -> bool:
     """Data given as samples (every covariance zero): its pushes are stored as :class:`PushedCopies`."""
-    return is_concrete(gm.covs) and not bool(np.any(np.asarray(gm.covs)))
+    if gm._density is True:  # a law with a density has no point masses
+        return False
+    return is_concrete(gm._arrays[2]) and not bool(np.any(gm._host_arrays()[2]))
 
 
 def _pushed(gm: GaussianMixture, rho, c, w, stationary_mass: float, stationary_var: float = 1.0):
@@ -466,9 +505,10 @@ def _pushed(gm: GaussianMixture, rho, c, w, stationary_mass: float, stationary_v
 
 def _second_moment(gm: GaussianMixture) -> float:
     """``E|X|^2 = sum_k w_k (|m_k|^2 + tr S_k)``."""
-    covs = np.asarray(gm.covs)
-    trace = {"iso": lambda: gm.dim * covs, "diag": lambda: covs.sum(axis=1), "full": lambda: np.trace(covs, axis1=1, axis2=2)}
-    return float(np.asarray(gm.weights) @ (np.sum(np.asarray(gm.means) ** 2, axis=1) + trace[gm.cov_type]()))
+    w, m, covs = gm._host_arrays()
+    d = m.shape[1]
+    trace = {"iso": lambda: d * covs, "diag": lambda: covs.sum(axis=1), "full": lambda: covs.reshape(-1, d * d)[:, :: d + 1].sum(axis=1)}
+    return float(w @ ((m * m).sum(axis=1) + trace[gm.cov_type]()))
 
 
 def _count(n: int) -> str:
@@ -477,7 +517,8 @@ def _count(n: int) -> str:
 
 def _check_size(n_components: int, gm: GaussianMixture) -> None:
     """Refuse laws too large for memory before building them."""
-    per_component = 8 * (1 + gm.dim + {"iso": 1, "diag": gm.dim, "full": gm.dim * gm.dim}[gm.cov_type])
+    d = gm.dim
+    per_component = 8 * (1 + d + {"iso": 1, "diag": d, "full": d * d}[gm.cov_type])
     need = n_components * per_component
     if n_components > _MAX_COMPONENTS or need > _MAX_BYTES:
         raise ValueError(

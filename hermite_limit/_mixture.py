@@ -116,9 +116,47 @@ class GaussianMixture:
         ``device_put`` of the three, in float64; zero-copy on CPU when they are 64-byte aligned), so
         building a law costs no transfer and no dispatch.
         """
+        # the law is immutable, and a later zero-copy device_put aliases these buffers
+        w.setflags(write=False)
+        m.setflags(write=False)
+        c.setflags(write=False)
         obj = object.__new__(cls)
-        obj._set(w, m, c, density, on_host=True)
+        obj.__dict__.update(_arrays=(w, m, c), _on_host=True, cov_type=_COV_TYPE_OF_NDIM[c.ndim],
+                            _density=None if density is None else bool(density))
         return obj
+
+    def _cached(self, name: str, compute):
+        """``compute(self)``, computed once and kept: host-side summaries of this immutable law."""
+        value = self.__dict__.get(name)
+        if value is None:
+            value = compute(self)
+            object.__setattr__(self, name, value)
+        return value
+
+    def _host_arrays(self) -> tuple:
+        """(weights, means, covs) as read-only numpy arrays: the host arrays themselves, or cached host views."""
+        if self._on_host:
+            return self._arrays
+        host = self.__dict__.get("_host")
+        if host is None:
+            if not all(is_concrete(a) for a in self._arrays):
+                raise ValueError(
+                    "to_numpy needs concrete arrays; this mixture was built from traced arrays inside a JAX "
+                    "transformation (call it outside jax.jit / vmap / grad)"
+                )
+            host = tuple(np.asarray(a) for a in self._arrays)  # zero-copy views on CPU, read-only
+            object.__setattr__(self, "_host", host)
+        return host
+
+    def to_numpy(self) -> tuple:
+        """``(weights, means, covs)`` as read-only float64 numpy arrays, shapes (K,), (K, d) and (K, d, d),
+        (K, d) or (K,) as stored (see ``cov_type``).
+
+        No device transfer: a law built on the host (the exact recursions ``generation`` and
+        ``limit_distribution``) returns the arrays it was written into, and a law held by JAX returns host
+        views of its arrays (zero-copy on CPU). The arrays are read-only because the law is immutable.
+        """
+        return self._host_arrays()
 
     def _device_arrays(self) -> tuple:
         if self._on_host:
@@ -436,8 +474,11 @@ def _as_2d_means(m):
     return m[:, None] if m.ndim == 1 else m
 
 
+_COV_TYPE_OF_NDIM = {1: "iso", 2: "diag", 3: "full"}
+
+
 def _cov_type_of(c) -> str:
-    return {1: "iso", 2: "diag", 3: "full"}[c.ndim]
+    return _COV_TYPE_OF_NDIM[c.ndim]
 
 
 def _validate_covs(c: np.ndarray, K: int, d: int) -> np.ndarray:

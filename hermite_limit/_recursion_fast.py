@@ -34,8 +34,7 @@ def aligned_empty(shape: tuple) -> np.ndarray:
 
 def host_arrays(gm: GaussianMixture, kind: str):
     """(weights, means, covs) of ``gm`` as numpy arrays, covariances in the structure ``kind``."""
-    arrays = gm._arrays if gm._on_host else tuple(np.asarray(a) for a in gm._arrays)
-    w, m, c = arrays
+    w, m, c = gm._host_arrays()
     if kind == gm.cov_type:
         return w, m, c
     d = m.shape[1]
@@ -149,3 +148,177 @@ def constant_schedule_terms(t0: float, alpha: float, n: int):
     data = (np.exp(-k * t0), -np.expm1(-2.0 * k * t0), w)
     init = (np.array([math.exp(-n * t0)]), np.array([-math.expm1(-2.0 * n * t0)]), np.array([tail]))
     return data, init
+
+
+# -- the structured fast path: closed-form terms, one write of the output, screens instead of comparisons --
+
+# Outputs at least this large (all three arrays together) are written into 64-byte aligned arrays, which a
+# later device_put aliases instead of copying; smaller ones are plain numpy arrays, as a numpy user's would be
+# (the carving and the writes through views cost more than the products themselves below about 1 MiB).
+_ALIGNED_FROM_BYTES = 1 << 20
+
+
+def _outputs(shapes: list) -> list:
+    """Uninitialised float64 arrays of these shapes: for a large total, carved 64-byte aligned out of one buffer
+    (one allocation and one address query for all), else plain ``np.empty`` arrays."""
+    sizes = [math.prod(s) for s in shapes]
+    if 8 * sum(sizes) < _ALIGNED_FROM_BYTES:
+        return [np.empty(s) for s in shapes]
+    spans = [-(-n // 8) * 8 for n in sizes]  # whole 64-byte lines each, so every array starts aligned
+    raw = np.empty(sum(spans) + 8)
+    off = (-raw.ctypes.data % _ALIGN) // 8
+    out = []
+    for shape, n, span in zip(shapes, sizes, spans):
+        out.append(raw[off : off + n].reshape(shape))
+        off += span
+    return out
+
+
+def series_terms(k: np.ndarray, t0: float, alpha: float):
+    """``(rho, rho^2, expm1(-2 k t0), w)`` for the OU times ``k t0``: ``rho = e^{-k t0}``, ``w = alpha (1-alpha)^{k-1}``.
+
+    ``rho^2`` is ``rho * rho`` and ``c = 1 - rho^2`` is returned negated, as ``expm1(-2 k t0)`` (adding ``c``
+    is subtracting it, bitwise); ``-2 k t0`` is ``2 (k (-t0))`` exactly. Bitwise the values of the general
+    path (``np.exp(-k t0)``, ``-np.expm1(-2 k t0)``, ``alpha * (1 - alpha) ** (k - 1)``).
+    """
+    x = k * -t0
+    rho = np.exp(x)
+    x += x
+    return rho, rho * rho, np.expm1(x), alpha * (1.0 - alpha) ** (k - 1.0)
+
+
+def generation_terms(t0: float, alpha: float, n: int):
+    """``(rho, rho^2, -c, w)`` of the n-th generation for a constant ``t0`` (fresh data, ``n >= 1``): ``n + 1`` entries.
+
+    Entries ``0..n-1`` are the data terms ``(rho^k, 1 - rho^{2k}, alpha (1-alpha)^{k-1})`` for ``k = n..1``
+    (the order of :func:`constant_schedule_terms`) and entry ``n`` is the initial model's term
+    ``(rho^n, 1 - rho^{2n}, (1-alpha)^n)``; see :func:`series_terms` for the representation.
+    """
+    k = np.arange(n, -1, -1, dtype=np.float64)
+    k[n] = n  # n, ..., 1, then the initial model's time n t0
+    rho, rho2, neg_c, w = series_terms(k, t0, alpha)
+    w[n] = (1.0 - alpha) ** n
+    return rho, rho2, neg_c, w
+
+
+def _summary(gm: GaussianMixture) -> tuple:
+    """(smallest weight, smallest over components of the largest mean entry ``max_i |m_ki|``), kept on the law."""
+    w, m, _ = gm._host_arrays()
+    return float(w.min()), float(np.abs(m).max(axis=1).min())
+
+
+def structured_law(blocks, stationary_mass: float = 0.0, stationary_var: float = 1.0, *, block_bytes: int = 1 << 19):
+    """``sum_blocks sum_j w_j law(rho_j X + sqrt(c_j) Z) + stationary_mass N(0, var I)`` in one write, or None.
+
+    The fast path of :func:`assemble` for the common case. ``blocks`` is a list of
+    ``(gm, rho, rho2, neg_c, w, rho_low, w_low)``: mixtures with densities sharing one covariance structure,
+    ``rho2 = rho^2``, ``neg_c = -c <= 0``, and lower bounds ``rho_low <= min rho``, ``w_low <= min w``.
+    Component ``(j, k)`` is ``N(rho_j m_k, rho2_j S_k - neg_c_j I)`` of weight ``w_j w_k``, written
+    straight into the output (covariances term by term in chunks of about ``block_bytes``, so the diagonal
+    update finds them in cache). The weights are not renormalised: they sum to 1 within a few units in the
+    last place, as the terms' weights and the mixtures' do (every entry has a relative error of a few
+    units, all are positive, and the exact sum is 1).
+
+    Instead of comparing every output component with the stationary law, screens on the inputs prove that
+    none can merge and none has zero weight; when they cannot, None is returned and the caller runs
+    :func:`assemble`, whose law this is (to rounding). For each block:
+
+    * ``w_low * min_k w_k > 0``, so no product of weights is zero (rounding is monotone);
+    * every component's largest mean entry times ``rho_low`` exceeds 2^-60 (the test of :func:`assemble`
+      is ``max_i |rho_j m_ki| <= 2^-60`` together with the covariance entries), or failing that, per
+      component, a mean, off-diagonal or diagonal entry provably far from the stationary law's
+      (:func:`_never_stationary`).
+    """
+    kind = blocks[0][0].cov_type
+    hosts = []
+    n_total = 1 if stationary_mass > 0 else 0
+    for gm, rho, _, _, _, rho_low, w_low in blocks:
+        if gm._density is not True or gm.cov_type != kind:
+            return None
+        host = gm._host_arrays()
+        w_min, mean_min = gm._cached("_recursion_summary", _summary)
+        if not (w_low * w_min > 0.0):
+            return None
+        if not (rho_low * mean_min > MERGE_SCALE or _never_stationary(host[1], host[2], kind, rho_low, stationary_var)):
+            return None
+        hosts.append(host)
+        n_total += rho.size * host[0].size
+    d = hosts[0][1].shape[1]
+    tail = host[2].shape[1:]
+    # products broadcast over whole rows (J, K * entries): long contiguous inner loops
+    if len(blocks) == 1 and not stationary_mass > 0 and 8 * n_total * (1 + d + math.prod(tail)) < _ALIGNED_FROM_BYTES:
+        # a small law from one block: the products themselves are the outputs (no views to write through)
+        _, rho, rho2, neg_c, w, _, _ = blocks[0]
+        gw, gmeans, gcovs = host
+        J, K = rho.size, gw.size
+        W = np.multiply(w[:, None], gw).reshape(n_total)
+        M = np.multiply(rho[:, None], gmeans.reshape(1, K * d)).reshape(n_total, d)
+        C = np.multiply(rho2[:, None], gcovs.reshape(1, gcovs.size))
+        if kind == "full":
+            diag = C.reshape(J, K, d * d)[:, :, :: d + 1]
+            np.subtract(diag, neg_c[:, None, None], diag)
+        else:
+            np.subtract(C, neg_c[:, None], C)
+        return GaussianMixture._from_host(W, M, C.reshape((n_total,) + tail), density=True)
+    if 8 * n_total * (1 + d + math.prod(tail)) < _ALIGNED_FROM_BYTES:
+        W, M, C = np.empty(n_total), np.empty((n_total, d)), np.empty((n_total,) + tail)
+    else:
+        W, M, C = _outputs([(n_total,), (n_total, d), (n_total,) + tail])
+    off = 0
+    for (_, rho, rho2, neg_c, w, _, _), (gw, gmeans, gcovs) in zip(blocks, hosts):
+        J, K = rho.size, gw.size
+        end = off + J * K
+        np.multiply(w[:, None], gw, W[off:end].reshape(J, K))
+        np.multiply(rho[:, None], gmeans.reshape(1, K * d), M[off:end].reshape(J, K * d))
+        per_term = gcovs.size  # covariance entries of one term
+        block = C[off:end].reshape(J, per_term)
+        if kind != "full":
+            np.multiply(rho2[:, None], gcovs.reshape(1, per_term), block)
+            np.subtract(block, neg_c[:, None], block)
+        elif 8 * J * per_term <= block_bytes:
+            np.multiply(rho2[:, None], gcovs.reshape(1, per_term), block)
+            diag = block.reshape(J, K, d * d)[:, :, :: d + 1]
+            np.subtract(diag, neg_c[:, None, None], diag)
+        else:  # in chunks of terms that stay in cache for the diagonal update
+            step = max(1, block_bytes // (8 * per_term))
+            flat = gcovs.reshape(1, per_term)
+            for a in range(0, J, step):
+                b = min(a + step, J)
+                np.multiply(rho2[a:b, None], flat, block[a:b])
+                diag = block[a:b].reshape(b - a, K, d * d)[:, :, :: d + 1]
+                np.subtract(diag, neg_c[a:b, None, None], diag)
+        off = end
+    if stationary_mass > 0:
+        W[-1] = stationary_mass
+        M[-1] = 0.0
+        if kind == "full":
+            last = C[-1].reshape(d * d)
+            last.fill(0.0)
+            last[:: d + 1] = stationary_var
+        else:
+            C[-1] = stationary_var
+    return GaussianMixture._from_host(W, M, C, density=True)
+
+
+def _never_stationary(m: np.ndarray, S: np.ndarray, kind: str, rmin: float, var: float) -> bool:
+    """True when no push ``N(rho m_k, rho^2 S_k + c I)``, ``rho >= rmin``, can be within 2^-60 of ``N(0, var I)``.
+
+    ``var >= 1``, ``c = var (1 - rho^2)`` to a few units in the last place. Per component, one of: the
+    largest mean entry (``rmin max_i |m_ki| > 2^-60``), the largest off-diagonal entry
+    (``rmin^2 max_{i != j} |S_kij| > 2^-60``; both exact bounds, rounding being monotone), or a diagonal
+    entry, whose deviation is ``rho^2 (S_ii - var)`` plus rounding errors below ``2^-48 (var + |S_ii|)``:
+    ``rmin^2 |S_ii - var| > 2^-40 (var + |S_ii|)`` leaves a computed deviation above ``2^-41 var > 2^-60``.
+    """
+    K, d = m.shape
+    r2 = rmin * rmin
+    ok = rmin * np.abs(m).max(axis=1) > MERGE_SCALE
+    if kind == "full":
+        flat = np.abs(S.reshape(K, d * d))
+        diag = S.reshape(K, d * d)[:, :: d + 1]
+        off = flat.copy()
+        off[:, :: d + 1] = 0.0
+        ok |= r2 * off.max(axis=1) > MERGE_SCALE
+    else:
+        diag = S if kind == "diag" else S[:, None]
+    ok |= np.any(r2 * np.abs(diag - var) > 2.0**-40 * (var + np.abs(diag)), axis=1)
+    return bool(ok.all())

@@ -112,6 +112,8 @@ def real_scalar(
     Rejects None, strings, bools, complex numbers, non-scalars, integers too large for float64
     and NaN / inf, with a ``ValueError`` naming ``name``. Returns a Python float.
     """
+    if type(x) is float and x - x == 0.0 and (low is None or x > low) and (high is None or x < high):
+        return x  # the common call: a finite Python float strictly inside the bounds (NaN and inf fail x - x == 0)
     if isinstance(x, str):
         raise ValueError(f"{name} must be a real number; got {x!r} (a string)")
     if x is None or isinstance(x, (bool, np.bool_)):
@@ -187,6 +189,8 @@ def check_int(n: Any, name: str, *, minimum: int | None = 0, maximum: int | None
 
     Floats (even ``2.0``), bools, strings, None and sequences are rejected.
     """
+    if type(n) is int and (minimum is None or n >= minimum) and (maximum is None or n <= maximum):
+        return n  # the common call (a Python int in range), decided by its exact type
     if isinstance(n, (bool, np.bool_)) or isinstance(n, str) or n is None:
         raise ValueError(f"{name} must be an integer; got {fmt(n)}")
     if isinstance(n, (numbers.Integral, np.integer)):

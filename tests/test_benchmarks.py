@@ -92,3 +92,35 @@ def test_training_benchmark_without_pytorch_says_peer_not_installed(monkeypatch)
     assert loop["ours_seconds"] > 0 and loop["peer_seconds"] > 0
     # the fused scan and the per-step loop draw the same minibatches: the same weights up to rounding
     assert loop["ours_error"] < 1e-4
+
+
+def test_large_size_runs_alone_and_only_on_request(capsys):
+    """--large takes no other size or selection; the large module refuses any other size."""
+    import pytest
+
+    from benchmarks import large
+    from benchmarks.__main__ import main
+
+    for extra in (["--quick"], ["--tiny"], ["--only", "recursion"]):
+        with pytest.raises(SystemExit) as exc:
+            main(["--large", *extra])
+        assert exc.value.code == 2
+    capsys.readouterr()
+    with pytest.raises(ValueError, match="large size"):
+        large.run(size="quick")
+
+
+def test_large_logpdf_in_chunks_equals_one_call(monkeypatch):
+    """The chunked evaluation (points drawn chunk by chunk) gives the log-density of one call on all points."""
+    import numpy as np
+
+    from benchmarks import large
+
+    monkeypatch.setattr(large, "CHUNK", 300)
+    got = large.logpdf_chunked(700, 20)
+    gm = large._mixture(20)
+    x = np.concatenate([3.0 * np.random.default_rng(1000 + i).standard_normal((min(300, 700 - i), large.D))
+                        for i in range(0, 700, 300)])
+    ref = float(np.sum(np.asarray(gm.logpdf(x))))
+    assert abs(got["checksum"] - ref) <= 1e-12 * abs(ref)
+    assert got["work"] == 700 * 20 and got["peak_mib"] >= got["peak_before_mib"] > 0
