@@ -264,8 +264,8 @@ class GaussianMixture:
         _require_x64_when_traced(x, "x")
         with jax.enable_x64(True):
             x = self._points(x, "x")
-            mu, _, _, W, top = self._density_coefficients()
-            return _logpdf_kernel(mu, W, top, x, full=self.cov_type == "full")
+            mu, _, _, _, top, W_shifted = self._density_coefficients()
+            return _logpdf_kernel(mu, W_shifted, top, x, full=self.cov_type == "full")
 
     def score(self, x: Any) -> jax.Array:
         """Score ``grad_x log p(x)`` at points ``x``; shape (..., d).
@@ -352,7 +352,7 @@ class GaussianMixture:
         return x
 
     def _density_coefficients(self) -> tuple:
-        """``(mu, P, b, W, top)`` of :func:`_density_coefficients`.
+        """``(mu, P, b, W, top, W_shifted)`` of :func:`_density_coefficients`.
 
         Computed once per law and kept on it when its arrays are concrete (the law is immutable, and
         every derived law is a new object): eagerly, even when first needed inside a caller's trace,
@@ -574,13 +574,15 @@ def _log_term_weights(gm: GaussianMixture, coef) -> jax.Array:
 
 
 def _density_coefficients(gm: GaussianMixture) -> tuple:
-    """``(mu, P, b, W, top)``: centre, precisions (full) or their diagonals, ``P (m - mu)``, log-term
-    weights, and ``top = max_k (log w_k - logdet_k / 2 - d log(2 pi) / 2)``, an upper bound of every
-    log-term (the quadratic form is >= 0) used as the log-sum-exp shift (see :func:`_logsumexp_rows`)."""
+    """``(mu, P, b, W, top, W_shifted)``: centre, precisions (full) or their diagonals, ``P (m - mu)``,
+    log-term weights, ``top = max_k (log w_k - logdet_k / 2 - d log(2 pi) / 2)``, an upper bound of every
+    log-term (the quadratic form is >= 0) used as the log-sum-exp shift, and ``W`` with ``top`` taken off
+    its constant row, whose product with the features gives the shifted log-terms directly (see
+    :func:`_logsumexp_rows`)."""
     coef = _quadratic_form_coefficients(gm)
     W = _log_term_weights(gm, coef)
     top = jnp.max(W[-1] + 0.5 * coef[3])  # constant row + c_k / 2: log w_k - logdet_k / 2 - d log(2 pi) / 2
-    return coef[0], coef[1], coef[2], W, top
+    return coef[0], coef[1], coef[2], W, top, W.at[-1].add(-top)
 
 
 # Smallest row sum of exp(log-term - top) accepted before falling back to the row maxima as shifts: far
@@ -589,8 +591,8 @@ def _density_coefficients(gm: GaussianMixture) -> tuple:
 _SHIFT_FLOOR = 1e-280
 
 
-def _logsumexp_rows(terms: jax.Array, top: jax.Array) -> jax.Array:
-    """``log sum_k exp(terms[:, k])`` for log-terms bounded above by ``top``, in one pass.
+def _logsumexp_rows(shifted: jax.Array, top: jax.Array) -> jax.Array:
+    """``log sum_k exp(terms[:, k])`` from ``shifted = terms - top``, ``top`` bounding the terms above, in one pass.
 
     ``top + log sum_k exp(terms - top)`` is exact for any shift; with ``top`` an upper bound no
     exponential overflows, and when no row sum falls below ``_SHIFT_FLOOR`` (points within about
@@ -598,7 +600,6 @@ def _logsumexp_rows(terms: jax.Array, top: jax.Array) -> jax.Array:
     row maxima (a second pass over the (n, K) log-terms) are needed only for points far from every
     component, whose block then takes the usual max-shifted form.
     """
-    shifted = terms - top
     sums = jnp.sum(jnp.exp(shifted), axis=1)
     return jax.lax.cond(
         jnp.all(sums >= _SHIFT_FLOOR),
@@ -643,10 +644,10 @@ def _centred_rows(mu, x):
 
 
 @functools.partial(jax.jit, static_argnames=("full",))
-def _logpdf_kernel(mu, W, top, x, *, full: bool) -> jax.Array:
-    """``log p`` at points (..., d) from the centre, log-term weights and bound of :func:`_density_coefficients`."""
+def _logpdf_kernel(mu, W_shifted, top, x, *, full: bool) -> jax.Array:
+    """``log p`` at points (..., d) from the centre, shifted log-term weights and bound of :func:`_density_coefficients`."""
     xc, batch = _centred_rows(mu, x)
-    out = _over_chunks(lambda xb: _logsumexp_rows(_features(xb, full) @ W, top), xc, W.shape[1])
+    out = _over_chunks(lambda xb: _logsumexp_rows(_features(xb, full) @ W_shifted, top), xc, W_shifted.shape[1])
     return out.reshape(batch)
 
 

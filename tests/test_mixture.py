@@ -220,7 +220,9 @@ def test_logpdf_single_pass_shift_and_far_fallback(cov_type):
     near = 2.0 * rng.standard_normal((40, 3))
     far = near.copy()
     far[5] = [60.0, -45.0, 30.0]  # log-terms about -1e3 below top: exp underflows without the row maximum
-    mu, _, _, W, top = gm._density_coefficients()
+    mu, _, _, W, top, W_shifted = gm._density_coefficients()
+    np.testing.assert_allclose(np.asarray(W_shifted[:-1]), np.asarray(W[:-1]), rtol=0, atol=0)
+    np.testing.assert_allclose(np.asarray(W_shifted[-1]), np.asarray(W[-1]) - float(top), rtol=1e-15)
     with jax.enable_x64(True):
         terms = np.asarray(_mixture._features(jnp.asarray(far) - mu, cov_type == "full") @ W)
     sums = np.exp(terms - float(top)).sum(axis=1)
