@@ -17,11 +17,14 @@ def block(x: Any) -> Any:
     return jax.tree_util.tree_map(lambda a: a.block_until_ready() if hasattr(a, "block_until_ready") else a, x)
 
 
-def time_fn(fn: Callable[[], Any], repeats: int = 3) -> tuple[float, float, Any]:
+def time_fn(fn: Callable[[], Any], repeats: int = 3, warmup: int = 0) -> tuple[float, float, Any]:
     """Return (first-call seconds, best steady-state seconds, result).
 
     The first call includes tracing and compilation for JAX code; its excess over the steady
-    state is the compile time. Steady state is the fastest of ``repeats`` calls with GC disabled.
+    state is the compile time. Then ``warmup`` untimed calls (the first dozen calls of a freshly
+    compiled XLA executable run 1.5-3x slower than its steady state while thread pools and caches
+    warm up; rows that use a warm-up give the peer the same one). Steady state is the fastest of
+    ``repeats`` calls with GC disabled.
     """
     t0 = time.perf_counter()
     out = block(fn())
@@ -30,6 +33,8 @@ def time_fn(fn: Callable[[], Any], repeats: int = 3) -> tuple[float, float, Any]
     enabled = gc.isenabled()
     gc.disable()
     try:
+        for _ in range(warmup):
+            block(fn())
         for _ in range(repeats):
             t0 = time.perf_counter()
             out = block(fn())

@@ -54,12 +54,16 @@ def run(size: str = "full") -> list[TaskResult]:
     def rel_err(v):
         return float(np.max(np.abs(np.asarray(v)[:n_ref] - ref) / np.abs(ref)))
 
-    c_ours, t_ours, lp = time_fn(lambda: gm.logpdf(x))
+    # every side: the fastest of the same number of calls after the same untimed warm-up (a single timed
+    # call of the peers against the fastest of three of ours favoured us at the full size and, under load,
+    # the peers at the quick size)
+    repeats, warmup = (3, 0) if size == "full" else (10, 3)
+    c_ours, t_ours, lp = time_fn(lambda: gm.logpdf(x), repeats, warmup)
     sk = SkGM(K, covariance_type="full")
     sk.weights_, sk.means_, sk.covariances_ = w, m, S
     sk.precisions_cholesky_ = _compute_precision_cholesky(S, "full")
-    _, t_sk, lp_sk = time_fn(lambda: sk.score_samples(x), repeats=1)
-    _, t_np, lp_np = time_fn(lambda: numpy_logpdf(w, m, S, x), repeats=1)
+    _, t_sk, lp_sk = time_fn(lambda: sk.score_samples(x), repeats, warmup)
+    _, t_np, lp_np = time_fn(lambda: numpy_logpdf(w, m, S, x), repeats, warmup)
 
     with jax.enable_x64(True):
         Pc = np.linalg.inv(np.linalg.cholesky(S))
@@ -72,7 +76,7 @@ def run(size: str = "full") -> list[TaskResult]:
         # batches of 1000 points: one vmap over 10^5 points would hold (n, K, d) = 8 GB (x3 under grad)
         vm = jax.jit(lambda xs: jax.lax.map(one, xs, batch_size=1000))
         xj = jnp.asarray(x)
-        _, t_vm, lp_vm = time_fn(lambda: vm(xj))
+        _, t_vm, lp_vm = time_fn(lambda: vm(xj), repeats, warmup)
 
     peak, peak_source = matmul_peak_gflops(500 if tiny else 2000)
     gflops = 2.0 * n * K * d * d / t_ours / 1e9
@@ -81,10 +85,10 @@ def run(size: str = "full") -> list[TaskResult]:
     note = (f"ours {gflops:.1f} GFLOP/s on the nominal 2 M K d^2 count = {100 * gflops / peak:.0f}% of the measured matmul "
             f"peak {peak:.1f} GFLOP/s ({peak_source}) (target 40%); on the flops the feature product performs "
             f"(2 M K (d(d+1)/2 + d + 1)): {performed:.1f} GFLOP/s = {100 * performed / peak:.0f}%")
-    c_score, t_score, sc = time_fn(lambda: gm.score(x))
+    c_score, t_score, sc = time_fn(lambda: gm.score(x), repeats, warmup)
     with jax.enable_x64(True):
         grad_vm = jax.jit(lambda xs: jax.lax.map(jax.grad(one), xs, batch_size=1000))
-        _, t_grad, sc_grad = time_fn(lambda: grad_vm(xj))
+        _, t_grad, sc_grad = time_fn(lambda: grad_vm(xj), repeats, warmup)
     score_ref = np.asarray(sc_grad)[:n_ref]
     score_err = float(np.max(np.abs(np.asarray(sc)[:n_ref] - score_ref)) / np.max(np.abs(score_ref)))
     results = [

@@ -301,8 +301,9 @@ class GaussianMixture:
         """
         _require_x64_when_traced(x, "x")
         with jax.enable_x64(True):
-            x, batch = self._points(x, "x")
-            return _logpdf(self, x).reshape(batch)
+            x = self._points(x, "x")
+            mu, _, _, _, top, W_shifted = self._density_coefficients()
+            return _logpdf_kernel(mu, W_shifted, top, x, full=self.cov_type == "full")
 
     def score(self, x: Any) -> jax.Array:
         """Score ``grad_x log p(x)`` at points ``x``; shape (..., d).
@@ -314,8 +315,8 @@ class GaussianMixture:
         """
         _require_x64_when_traced(x, "x")
         with jax.enable_x64(True):
-            x, batch = self._points(x, "x")
-            return _score(self, x).reshape(batch + (self.dim,))
+            x = self._points(x, "x")
+            return _score_kernel(*self._density_coefficients()[:4], x, full=self.cov_type == "full")
 
     def sample(self, key: jax.Array, n: int) -> jax.Array:
         """``n`` independent draws, shape (n, d), from an explicit PRNG ``key``.
@@ -367,22 +368,44 @@ class GaussianMixture:
         return GaussianMixture.tree_unflatten(None, (self.weights, (self.means @ u)[:, None], var))
 
     def _points(self, x, name):
+        """Checked points of shape (..., d): a float64 numpy array, or the caller's tracer.
+
+        No conversion to a device array here: the compiled kernel takes the host array as its
+        argument (one transfer, inside the dispatch) and does the reshapes itself.
+        """
         d = self.dim
         if is_concrete(x):
             x = check_points(name, x, d)
             self._check_far(x, name)
-        x = jnp.asarray(x, dtype=jnp.float64)
-        if d == 1 and (x.ndim == 0 or x.shape[-1] != 1):
-            x = x[..., None]
-        if x.ndim == 0 or x.shape[-1] != d:
-            raise ValueError(f"{name} must have trailing dimension d={d}; got shape {x.shape}")
+        else:
+            if d == 1 and (x.ndim == 0 or x.shape[-1] != 1):
+                x = x[..., None]
+            if x.ndim == 0 or x.shape[-1] != d:
+                raise ValueError(f"{name} must have trailing dimension d={d}; got shape {x.shape}")
         if self._known_density() is False:
             raise ValueError(
                 "this mixture has singular components (e.g. empirical point masses), so it has no "
                 "density; smooth it first, e.g. hl.ou_push(dist, t) with t > 0"
             )
-        batch = x.shape[:-1]
-        return x.reshape(-1, d), batch
+        return x
+
+    def _density_coefficients(self) -> tuple:
+        """``(mu, P, b, W, top, W_shifted)`` of :func:`_density_coefficients`.
+
+        Computed once per law and kept on it when its arrays are concrete (the law is immutable, and
+        every derived law is a new object): eagerly, even when first needed inside a caller's trace,
+        so the cache never holds a tracer. A law whose arrays are traced (passed as an argument to
+        ``jax.jit`` / ``vmap`` / ``grad``) gets them computed in the caller's program on every call.
+        """
+        coef = self.__dict__.get("_coef")
+        if coef is not None:
+            return coef
+        if not (is_concrete(self._arrays[0]) and is_concrete(self._arrays[1]) and is_concrete(self._arrays[2])):
+            return _density_coefficients(self)
+        with jax.enable_x64(True), jax.ensure_compile_time_eval():
+            coef = _density_coefficients_jit(self)
+        object.__setattr__(self, "_coef", coef)
+        return coef
 
 
 # -- constructors ---------------------------------------------------------------------------
@@ -576,27 +599,71 @@ def _log_term_weights(gm: GaussianMixture, coef) -> jax.Array:
 
     ``log w_k - (x^T P_k x - 2 b_k.x + c_k) / 2 - logdet_k / 2 - d log(2 pi) / 2`` is linear in the features
     ``(x_i x_j for i <= j, x, 1)`` (full; weight 2 off the diagonal) or ``(x * x, x, 1)`` (diag / iso), so all
-    (n, K) log-terms come from one matrix product, which runs near the machine's matmul peak.
+    (n, K) log-terms come from one matrix product, which runs near the machine's matmul peak. The quadratic
+    features are ordered row by row of the upper triangle (``i = 0: j = 0..d-1``, ``i = 1: j = 1..d-1``, ...),
+    the order of ``triu_indices``, so that they are built from static slices (see :func:`_features`).
     """
     _, P, b, c, logdet = coef
     d = gm.dim
     if gm.cov_type == "full":
-        iu, ju = jnp.triu_indices(d)
-        quadratic = -0.5 * jnp.where(iu == ju, 1.0, 2.0) * P[:, iu, ju]  # (K, d(d+1)/2)
+        iu, ju = np.triu_indices(d)
+        quadratic = -0.5 * np.where(iu == ju, 1.0, 2.0) * P[:, iu, ju]  # (K, d(d+1)/2)
     else:
         quadratic = -0.5 * P  # (K, d)
     const = jnp.log(gm.weights) - 0.5 * c - 0.5 * logdet - 0.5 * d * _LOG_2PI
     return jnp.concatenate([quadratic.T, b.T, const[None, :]], axis=0)
 
 
-def _features(gm: GaussianMixture, xc: jax.Array) -> jax.Array:
-    """``(x_i x_j for i <= j, x, 1)`` (full) or ``(x * x, x, 1)`` for centred points ``xc`` (n, d)."""
-    if gm.cov_type == "full":
-        iu, ju = jnp.triu_indices(gm.dim)
-        quadratic = xc[:, iu] * xc[:, ju]
+def _density_coefficients(gm: GaussianMixture) -> tuple:
+    """``(mu, P, b, W, top, W_shifted)``: centre, precisions (full) or their diagonals, ``P (m - mu)``,
+    log-term weights, ``top = max_k (log w_k - logdet_k / 2 - d log(2 pi) / 2)``, an upper bound of every
+    log-term (the quadratic form is >= 0) used as the log-sum-exp shift, and ``W`` with ``top`` taken off
+    its constant row, whose product with the features gives the shifted log-terms directly (see
+    :func:`_logsumexp_rows`)."""
+    coef = _quadratic_form_coefficients(gm)
+    W = _log_term_weights(gm, coef)
+    top = jnp.max(W[-1] + 0.5 * coef[3])  # constant row + c_k / 2: log w_k - logdet_k / 2 - d log(2 pi) / 2
+    return coef[0], coef[1], coef[2], W, top, W.at[-1].add(-top)
+
+
+# Smallest row sum of exp(log-term - top) accepted before falling back to the row maxima as shifts: far
+# above float64's smallest normal number, so the largest term of every accepted row (>= sum / K) is normal
+# and the sum keeps full relative precision.
+_SHIFT_FLOOR = 1e-280
+
+
+def _logsumexp_rows(shifted: jax.Array, top: jax.Array) -> jax.Array:
+    """``log sum_k exp(terms[:, k])`` from ``shifted = terms - top``, ``top`` bounding the terms above, in one pass.
+
+    ``top + log sum_k exp(terms - top)`` is exact for any shift; with ``top`` an upper bound no
+    exponential overflows, and when no row sum falls below ``_SHIFT_FLOOR`` (points within about
+    640 nats of the mixture's most likely component) nothing of relevance underflows either, so the
+    row maxima (a second pass over the (n, K) log-terms) are needed only for points far from every
+    component, whose block then takes the usual max-shifted form.
+    """
+    sums = jnp.sum(jnp.exp(shifted), axis=1)
+    return jax.lax.cond(
+        jnp.all(sums >= _SHIFT_FLOOR),
+        lambda: top + jnp.log(sums),
+        lambda: top + logsumexp(shifted, axis=1),
+    )
+
+
+_density_coefficients_jit = jax.jit(_density_coefficients)
+
+
+def _features(xc: jax.Array, full: bool) -> jax.Array:
+    """``(x_i x_j for i <= j, x, 1)`` (full) or ``(x * x, x, 1)`` for centred points ``xc`` (n, d).
+
+    The quadratic block is built from ``d`` static slices ``x_i * x[:, i:]`` (no index gather), in the
+    row-by-row upper-triangle order of :func:`_log_term_weights`.
+    """
+    d = xc.shape[1]
+    if full:
+        quadratic = [xc[:, i : i + 1] * xc[:, i:] for i in range(d)]
     else:
-        quadratic = xc * xc
-    return jnp.concatenate([quadratic, xc, jnp.ones_like(xc[:, :1])], axis=1)
+        quadratic = [xc * xc]
+    return jnp.concatenate(quadratic + [xc, jnp.ones_like(xc[:, :1])], axis=1)
 
 
 def _over_chunks(fn, x: jax.Array, n_components: int) -> jax.Array:
@@ -611,29 +678,35 @@ def _over_chunks(fn, x: jax.Array, n_components: int) -> jax.Array:
     return out.reshape((n_blocks * chunk,) + out.shape[2:])[:n]
 
 
-@jax.jit
-def _logpdf(gm: GaussianMixture, x: jax.Array) -> jax.Array:
-    coef = _quadratic_form_coefficients(gm)
-    W = _log_term_weights(gm, coef)
-    return _over_chunks(lambda xb: logsumexp(_features(gm, xb) @ W, axis=1), x - coef[0], gm.n_components)
+def _centred_rows(mu, x):
+    """Points (..., d) as centred rows (n, d) in float64, and the batch shape."""
+    d = mu.shape[0]
+    return jnp.asarray(x, mu.dtype).reshape(-1, d) - mu, x.shape[:-1]
 
 
-@jax.jit
-def _score(gm: GaussianMixture, x: jax.Array) -> jax.Array:
-    coef = _quadratic_form_coefficients(gm)
-    _, P, b, _, _ = coef
-    W = _log_term_weights(gm, coef)
-    d = gm.dim
+@functools.partial(jax.jit, static_argnames=("full",))
+def _logpdf_kernel(mu, W_shifted, top, x, *, full: bool) -> jax.Array:
+    """``log p`` at points (..., d) from the centre, shifted log-term weights and bound of :func:`_density_coefficients`."""
+    xc, batch = _centred_rows(mu, x)
+    out = _over_chunks(lambda xb: _logsumexp_rows(_features(xb, full) @ W_shifted, top), xc, W_shifted.shape[1])
+    return out.reshape(batch)
+
+
+@functools.partial(jax.jit, static_argnames=("full",))
+def _score_kernel(mu, P, b, W, x, *, full: bool) -> jax.Array:
+    """``grad log p`` at points (..., d); see :meth:`GaussianMixture.score`."""
+    xc, batch = _centred_rows(mu, x)
+    d = mu.shape[0]
 
     def block(xc):
-        r = jax.nn.softmax(_features(gm, xc) @ W, axis=1)  # (n, K) responsibilities
-        if gm.cov_type == "full":
+        r = jax.nn.softmax(_features(xc, full) @ W, axis=1)  # (n, K) responsibilities
+        if full:
             # sum_k r_k P_k (x - m_k) = (sum_k r_k P_k) x - sum_k r_k b_k  (centred coordinates)
             A = (r @ P.reshape(P.shape[0], d * d)).reshape(-1, d, d)
             return -(jnp.einsum("nij,nj->ni", A, xc) - r @ b)
         return -(xc * (r @ P) - r @ b)
 
-    return _over_chunks(block, x - coef[0], gm.n_components)
+    return _over_chunks(block, xc, W.shape[1]).reshape(batch + (d,))
 
 
 def _sqrt_covs(gm: GaussianMixture):

@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from helpers import bimodal_1d, random_mixture
 
 import hermite_limit as hl
@@ -179,3 +181,68 @@ def test_accurate_relative_to_each_coefficient_where_hermegauss_fails():
     hard = own_hg > 1e-8
     assert hard.sum() >= 20, hard.sum()  # the comparison is not vacuous
     assert own_ours[hard].max() <= 1e-11, own_ours[hard].max()
+
+
+def _general_1d(gm, order):
+    """The general multi-index level body on a one-dimensional law (the fast path bypasses it)."""
+    B = jnp.reshape(gm.covs, (-1, 1)) - 1.0
+    return _gaussian._exact(gm.weights, gm.means, B, order=order, dim=1, full=False)
+
+
+@settings(max_examples=12)  # each new (K, order) compiles both bodies
+@given(
+    K=st.sampled_from([1, 4, 17]),  # both sides of the unrolled / dot weighted sum (16 components)
+    order=st.sampled_from([0, 1, 2, 25, 60]),
+    cov_type=st.sampled_from(["iso", "diag", "full"]),
+    seed=st.integers(0, 2**31 - 1),
+    points=st.booleans(),
+)
+def test_one_dimensional_fast_path_equals_general_body(K, order, cov_type, seed, points):
+    rng = np.random.default_rng(seed)
+    w = rng.dirichlet(np.ones(K))
+    m = rng.uniform(-4.0, 4.0, K)
+    v = np.where(rng.random(K) < 0.3, 0.0, rng.uniform(0.05, 3.0, K)) if points else rng.uniform(0.05, 3.0, K)
+    covs = {"iso": v, "diag": v[:, None], "full": v[:, None, None]}[cov_type]
+    gm = hl.GaussianMixture(w, m[:, None], covs)
+    with jax.enable_x64(True):
+        fast_vals, fast_err = _gaussian.mixture_coefficients(gm, order)
+        ref_vals, ref_err = _general_1d(gm, order)
+    ref_err = np.asarray(ref_err)
+    scale = ref_err / (4.0 * _gaussian.EPS * (np.arange(order + 1) + 2.0))  # sum_k w_k (|lead| + |back|) / div
+    assert np.all(np.abs(np.asarray(fast_vals) - np.asarray(ref_vals)) <= 1e-13 * scale)
+    np.testing.assert_allclose(np.asarray(fast_err), ref_err, rtol=1e-13, atol=0.0)
+
+
+def test_one_dimensional_fast_path_under_jit_vmap_grad():
+    rng = np.random.default_rng(11)
+    w = rng.dirichlet(np.ones(3), size=5)
+    m = rng.uniform(-2, 2, (5, 3, 1))
+    v = rng.uniform(0.2, 1.5, (5, 3))
+    with jax.enable_x64(True):
+        stacked = hl.GaussianMixture.tree_unflatten(True, tuple(map(jnp.asarray, (w, m, v))))
+        fast = jax.jit(jax.vmap(lambda g: _gaussian.mixture_coefficients(g, 40)))(stacked)
+        general = jax.vmap(lambda g: _general_1d(g, 40))(stacked)
+        np.testing.assert_allclose(np.asarray(fast[0]), np.asarray(general[0]), rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(np.asarray(fast[1]), np.asarray(general[1]), rtol=1e-13)
+
+        # derivative of a coefficient in the means and variances: both bodies' autodiff, and a finite difference
+        def coeff(path, mv):
+            g = hl.GaussianMixture(jnp.asarray(w[0]), mv[0][:, None], mv[1])
+            return path(g, 12)[0][9]
+
+        mv = (jnp.asarray(m[0, :, 0]), jnp.asarray(v[0]))
+        g_fast = jax.grad(lambda p: coeff(_gaussian.mixture_coefficients, p))(mv)
+        g_gen = jax.grad(lambda p: coeff(_general_1d, p))(mv)
+        for a, b in zip(g_fast, g_gen):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12)
+        h = 1e-6
+        bump = jnp.zeros(3).at[1].set(h)
+        fd = (coeff(_gaussian.mixture_coefficients, (mv[0] + bump, mv[1]))
+              - coeff(_gaussian.mixture_coefficients, (mv[0] - bump, mv[1]))) / (2 * h)
+        np.testing.assert_allclose(float(g_fast[0][1]), float(fd), rtol=1e-7)
+    # a sweep over parameters of the same shapes does not recompile the one-dimensional body
+    hl.hermite_coefficients(hl.GaussianMixture(w[0], m[0], v[0]), 30)
+    before = _gaussian._exact_1d._cache_size()
+    for b in range(1, 5):
+        hl.hermite_coefficients(hl.GaussianMixture(w[b], m[b], v[b]), 30)
+    assert _gaussian._exact_1d._cache_size() == before

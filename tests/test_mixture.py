@@ -108,7 +108,7 @@ def test_jit_and_vmap_agree_with_eager():
     gm = random_mixture(rng, 3, 2, "full")
     x = rng.standard_normal((10, 2))
     with jax.enable_x64(True):
-        jitted = jax.jit(lambda g, y: hl._mixture._logpdf(g, y))(gm, jnp.asarray(x))
+        jitted = jax.jit(lambda g, y: g.logpdf(y))(gm, jnp.asarray(x))  # the law traced: coefficients computed in the program
         pushed = jax.vmap(lambda t: hl.ou_push(gm, t).means)(jnp.array([0.1, 0.2]))
     np.testing.assert_allclose(jitted, gm.logpdf(x), rtol=1e-14)
     np.testing.assert_allclose(pushed[1], hl.ou_push(gm, 0.2).means, rtol=1e-14)
@@ -156,3 +156,78 @@ def test_bad_points_and_keys():
         gm.sample(jax.random.key(0), -1)
     with pytest.raises(ValueError, match="samples contains"):
         hl.empirical([[0.0], [np.inf]])
+
+
+def _is_tracer(a):
+    return isinstance(a, jax.core.Tracer)
+
+
+def test_density_coefficients_cached_concrete_and_per_law():
+    rng = np.random.default_rng(21)
+    gm = random_mixture(rng, 5, 3, "full")
+    x = 2.0 * rng.standard_normal((30, 3))
+    # first use inside the caller's trace (the law closed over): the cache is computed eagerly, no tracer kept
+    with jax.enable_x64(True):
+        jitted = np.asarray(jax.jit(lambda y: gm.logpdf(y))(jnp.asarray(x)))
+        grads = np.asarray(jax.jit(jax.vmap(jax.grad(lambda y: gm.logpdf(y))))(jnp.asarray(x)))
+    coef = gm._density_coefficients()
+    assert coef is gm._density_coefficients()  # computed once per law
+    assert not any(_is_tracer(a) for a in coef)
+    ref = scipy_logpdf(gm, x)
+    np.testing.assert_allclose(jitted, ref, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(gm.logpdf(x)), ref, rtol=1e-12)
+    np.testing.assert_allclose(grads, np.asarray(gm.score(x)), rtol=1e-10, atol=1e-12)
+    with pytest.raises(AttributeError):
+        gm._coef = None  # the law (and so its cache) is immutable
+    # derived laws are new objects with their own coefficients, never the parent's
+    w, m, S = (np.asarray(a) for a in (gm.weights, gm.means, gm.covs))
+    with jax.enable_x64(True):
+        unflattened = hl.GaussianMixture.tree_unflatten(True, (gm.weights, gm.means + 1.0, gm.covs * 2.0))
+    derived = {
+        "ou_push": hl.ou_push(gm, 0.4),
+        "marginal": gm.marginal([0, 2]),
+        "unflatten": unflattened,
+        "rebuilt": hl.GaussianMixture(w, m - 0.5, S),
+    }
+    for name, law in derived.items():
+        assert law.__dict__.get("_coef") is None, name
+        pts = x[:, : law.dim]
+        np.testing.assert_allclose(np.asarray(law.logpdf(pts)), scipy_logpdf(law, pts), rtol=1e-12, err_msg=name)
+    # the parent's values are unchanged by its children's evaluations
+    np.testing.assert_allclose(np.asarray(gm.logpdf(x)), ref, rtol=1e-12)
+
+
+def test_traced_law_recomputes_its_coefficients():
+    rng = np.random.default_rng(22)
+    gm = random_mixture(rng, 4, 2, "diag")
+    x = rng.standard_normal((10, 2))
+    with jax.enable_x64(True):
+        shifted = jax.jit(lambda g, y: hl.GaussianMixture.tree_unflatten(True, (g.weights, g.means + 0.7, g.covs)).logpdf(y))
+        out = np.asarray(shifted(gm, jnp.asarray(x)))
+    ref = hl.GaussianMixture(np.asarray(gm.weights), np.asarray(gm.means) + 0.7, np.asarray(gm.covs))
+    np.testing.assert_allclose(out, scipy_logpdf(ref, x), rtol=1e-12)
+    assert gm.__dict__.get("_coef") is None  # passing the law as an argument leaves its cache alone
+
+
+@pytest.mark.parametrize("cov_type", ["iso", "full"])
+def test_logpdf_single_pass_shift_and_far_fallback(cov_type):
+    """Points near the law use the bound ``top`` as the shift; a block holding a point beyond the floor
+    (row sum of exp(terms - top) < 1e-280) switches to the row maxima: both agree with scipy."""
+    from hermite_limit import _mixture
+
+    rng = np.random.default_rng(23)
+    gm = random_mixture(rng, 7, 3, cov_type)
+    near = 2.0 * rng.standard_normal((40, 3))
+    far = near.copy()
+    far[5] = [60.0, -45.0, 30.0]  # log-terms about -1e3 below top: exp underflows without the row maximum
+    mu, _, _, W, top, W_shifted = gm._density_coefficients()
+    np.testing.assert_allclose(np.asarray(W_shifted[:-1]), np.asarray(W[:-1]), rtol=0, atol=0)
+    np.testing.assert_allclose(np.asarray(W_shifted[-1]), np.asarray(W[-1]) - float(top), rtol=1e-15)
+    with jax.enable_x64(True):
+        terms = np.asarray(_mixture._features(jnp.asarray(far) - mu, cov_type == "full") @ W)
+    sums = np.exp(terms - float(top)).sum(axis=1)
+    assert sums[5] < _mixture._SHIFT_FLOOR and np.delete(sums, 5).min() >= _mixture._SHIFT_FLOOR
+    for pts in (near, far):
+        np.testing.assert_allclose(np.asarray(gm.logpdf(pts)), scipy_logpdf(gm, pts), rtol=1e-12)
+    # the bound really bounds every log-term
+    assert terms.max() <= float(top) + 1e-12 * abs(float(top))
