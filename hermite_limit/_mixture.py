@@ -126,7 +126,7 @@ class GaussianMixture:
         return obj
 
     def _cached(self, name: str, compute):
-        """``compute(self)``, computed once and kept: host-side summaries of this immutable law."""
+        """``compute(self)``, computed once and kept on this immutable law (host summaries, density coefficients)."""
         value = self.__dict__.get(name)
         if value is None:
             value = compute(self)
@@ -217,14 +217,13 @@ class GaussianMixture:
 
     def _host_stats(self) -> tuple[float, float]:
         """(smallest component variance, max |mean entry|) on the host, cached."""
-        stats = self.__dict__.get("_stats")
-        if stats is None:
-            c = np.asarray(self.covs)
+        def compute(gm):
+            c = np.asarray(gm.covs)
             lam = np.linalg.eigvalsh(c)[:, 0] if c.ndim == 3 else (c.min(axis=1) if c.ndim == 2 else c)
-            w = np.asarray(self.weights)
-            stats = (float(np.min(lam[w > 0])), float(np.max(np.abs(np.asarray(self.means)))))
-            object.__setattr__(self, "_stats", stats)
-        return stats
+            w = np.asarray(gm.weights)
+            return float(np.min(lam[w > 0])), float(np.max(np.abs(np.asarray(gm.means))))
+
+        return self._cached("_stats", compute)
 
     def _known_density(self) -> bool | None:
         """The density flag, computed on the host from concrete arrays the first time; None if traced."""
@@ -397,15 +396,14 @@ class GaussianMixture:
         so the cache never holds a tracer. A law whose arrays are traced (passed as an argument to
         ``jax.jit`` / ``vmap`` / ``grad``) gets them computed in the caller's program on every call.
         """
-        coef = self.__dict__.get("_coef")
-        if coef is not None:
-            return coef
-        if not (is_concrete(self._arrays[0]) and is_concrete(self._arrays[1]) and is_concrete(self._arrays[2])):
+        if "_coef" not in self.__dict__ and not all(is_concrete(a) for a in self._arrays):
             return _density_coefficients(self)
-        with jax.enable_x64(True), jax.ensure_compile_time_eval():
-            coef = _density_coefficients_jit(self)
-        object.__setattr__(self, "_coef", coef)
-        return coef
+
+        def compute(gm):
+            with jax.enable_x64(True), jax.ensure_compile_time_eval():
+                return _density_coefficients_jit(gm)
+
+        return self._cached("_coef", compute)
 
 
 # -- constructors ---------------------------------------------------------------------------
