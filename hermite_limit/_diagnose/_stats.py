@@ -218,27 +218,62 @@ def _moment_sums(xp, mask, *, order: int):
     return acc
 
 
+@functools.lru_cache(maxsize=16)
+def _value_plan(order: int, d: int) -> dict:
+    """Where each coefficient ``n = (n_a, n_b)`` sits among the half-coordinate features of degree <= order."""
+    da = (d + 1) // 2
+    Ia, sa = _graded_tensor_indices(order, da)
+    Ib, sb = _graded_tensor_indices(order, d - da)
+    idx = _tables(order, d)["indices"][1:]
+    ia = _rank_lookup(Ia, order + 1)(idx[:, :da])
+    ib = _rank_lookup(Ib, order + 1)(idx[:, da:])
+    return {"da": da, "na": Ia.shape[0], "nb": Ib.shape[0], "sa": tuple(int(v) for v in sa),
+            "sb": tuple(int(v) for v in sb), "ia": ia, "ib": ib}
+
+
 @x64
 def feature_values(x: np.ndarray, order: int, V: np.ndarray) -> np.ndarray:
-    """``s_j = h(x_j) . V`` (N, p) for the coefficient directions ``V`` (M, p), chunked."""
+    """``s_j = h(x_j) . V`` (N, p) for the coefficient directions ``V`` (M, p), chunked.
+
+    With ``h_n(x) = h_{n_a}(x_a) h_{n_b}(x_b)``: ``s_j = sum_q sum_{|n_a| = q} h_{n_a}(x_{j,a})
+    sum_{|n_b| <= order - q} V_n h_{n_b}(x_{j,b})``, one matrix product per degree q (2 N M p flops)."""
     x = jnp.asarray(x, dtype=jnp.float64)
-    idx = _tables(order, x.shape[1])["indices"][1:]
-    xp, mask = _chunks(x, idx.shape[0] * x.shape[1] + 1)
-    s = _feature_values(xp, jnp.asarray(V, dtype=jnp.float64), order=order)
-    return np.asarray(s.reshape(-1, s.shape[-1])[: x.shape[0]])
+    P, d = x.shape
+    vp = _value_plan(order, d)
+    V = np.asarray(V, dtype=np.float64)
+    Vf = np.zeros((vp["na"], vp["nb"], V.shape[1]))
+    Vf[vp["ia"], vp["ib"]] = V
+    xp, _ = _chunks(x, 4 * (vp["na"] + vp["nb"]))
+    s = _feature_values(xp, jnp.asarray(Vf), order=order)
+    return np.asarray(s.reshape(-1, s.shape[-1])[:P])
 
 
 @functools.partial(jax.jit, static_argnames=("order",))
-def _feature_values(xp, V, *, order: int):
-    idx = _tables(order, xp.shape[-1])["indices"][1:]
-    return jax.lax.map(lambda xc: _products(xc, idx, order) @ V, xp)
+def _feature_values(xp, Vf, *, order: int):
+    vp = _value_plan(order, xp.shape[-1])
+    da, sa, sb = vp["da"], vp["sa"], vp["sb"]
+
+    def one(xc):
+        Fa, Fb = _features(xc[:, :da], order), _features(xc[:, da:], order)
+        out = 0.0
+        for q in range(order + 1):
+            a0, a1, nb = sa[q], sa[q + 1], sb[order - q + 1]
+            if a1 > a0:
+                T = jnp.einsum("abp,bj->apj", Vf[a0:a1, :nb], Fb[:nb])
+                out = out + jnp.einsum("aj,apj->jp", Fa[a0:a1], T)
+        return out
+
+    return jax.lax.map(one, xp)
 
 
 @x64
 def influence_draws(key, s: np.ndarray, n_boot: int) -> np.ndarray:
     """``n_boot`` draws of ``sum_j (c_j - 1) s_j / N``, ``c`` multinomial(N, 1/N) counts (resampling with
-    replacement); ``s`` (N, p). Returns (n_boot, p)."""
+    replacement); ``s`` (N, p). Returns (n_boot, p). Indices ``floor(u N / 2^32)`` from 32 random bits ``u``
+    each (non-uniformity below ``N / 2^32``, 2e-5 at N = 10^5)."""
     s = jnp.asarray(s, dtype=jnp.float64)
+    if s.shape[0] >= 2**32:
+        raise ValueError(f"a sample set has {s.shape[0]} points; the bootstrap supports fewer than 2^32")
     return np.asarray(_influence_draws(key, s, n_boot=int(n_boot)))
 
 
@@ -249,7 +284,8 @@ def _influence_draws(key, s, *, n_boot: int):
     mean = s.mean(0)
 
     def one(k):
-        i = jax.random.randint(k, (P,), 0, P)
+        u = jax.random.bits(k, (P,), jnp.uint32).astype(jnp.uint64)
+        i = ((u * jnp.uint64(P)) >> jnp.uint64(32)).astype(jnp.int64)
         return jnp.take(s, i, axis=0).mean(0) - mean
 
     return jax.lax.map(one, keys, batch_size=min(n_boot, 8))
