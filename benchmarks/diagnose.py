@@ -218,7 +218,7 @@ def run(size: str = "full") -> list[TaskResult]:
             f"(independent draws: Monte Carlo agreement only); our first call (compilation included) {first:.1f} s")
     return [
         TaskResult(label, "plain numpy/scipy, same estimator", t_peer, t_ours, 10.0, None, err, first - t_ours, note),
-        TaskResult(label.replace("diagnose", "diagnose, absolute budget"), f"budget {BUDGET_SECONDS:g} s",
+        TaskResult(f"{label}: absolute budget", f"budget {BUDGET_SECONDS:g} s",
                    BUDGET_SECONDS, t_ours, 1.0, None, None, first - t_ours,
                    f"steady state (second call); the first call, compilation included, took {first:.1f} s"),
     ]
