@@ -124,7 +124,6 @@ def _plan(order: int, d: int) -> dict:
                 off += (r1 - r0) * nc
     n_mom = off
     rank_a, rank_b = _rank_lookup(Ia, D + 1), _rank_lookup(Ib, D + 1)
-    offs = {(b[0], b[1]): b for b in blocks}
 
     def position(r):
         ra, rb = r[:, :da], r[:, da:]
