@@ -283,7 +283,9 @@ def test_feature_values_and_bootstrap_draws():
     assert np.all(np.abs(ratio - 1) < 4 * np.sqrt(2 / B)), ratio
 
 
-@pytest.mark.parametrize("scheme,separate,per_gen", [("fresh", True, True), ("accumulate", False, False)])
+@pytest.mark.parametrize("scheme,separate,per_gen", [("fresh", False, False),
+                                                      pytest.param("fresh", True, True, marks=pytest.mark.slow),
+                                                      pytest.param("accumulate", True, False, marks=pytest.mark.slow)])
 def test_newton_system_matches_autodiff_of_the_dense_profile(scheme, separate, per_gen):
     # gradient, Hessian and d(gradient)/dA from one Cholesky (mdl.qgh) against JAX autodiff through the
     # dense solve of mdl.profile, at random theta and random positive-definite weights
@@ -323,7 +325,7 @@ def test_surrogate_start_reaches_the_exact_grid_minimum_and_one_step_tracks_refi
     grid = mdl.start_grid("fresh", 5, False)
     with jax.enable_x64(True):
         jA, jW, jmo = jax.numpy.asarray(A), jax.numpy.asarray(W), jax.numpy.asarray(mo)
-        qs = np.array([float(mdl._q(jax.numpy.asarray(th), jA, jW, jmo, dict(spec))) for th in grid])
+        qs = np.array(jax.jit(jax.vmap(lambda th: mdl._q(th, jA, jW, jmo, dict(spec))))(jax.numpy.asarray(grid)))
         qs[~np.isfinite(qs)] = np.inf
         th_exact, q_exact, _ = mdl.fit_many(jax.numpy.asarray(grid[np.argmin(qs)])[None], jA[None], jW, jmo,
                                             spec_items=spec, n_iter=60)
