@@ -23,7 +23,7 @@ import time
 
 from ._harness import device_description
 
-TASKS = ["hermite", "logdensity", "recursion", "sampling", "retrain", "scaling", "training"]
+TASKS = ["hermite", "logdensity", "recursion", "sampling", "retrain", "scaling", "training", "diagnose"]
 # peers outside the package's own dependencies, by task group (the "bench" extra installs them)
 EXTRA_PEERS = {"hermite": ["chaospy"]}
 

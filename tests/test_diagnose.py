@@ -246,3 +246,98 @@ def test_per_generation_times_with_a_separate_data_sample():
     assert abs(d.t0 - times.mean()) < 3 * d.t0_se
     # a constant t0 cannot describe the annealed schedule: rejected
     assert hl.diagnose(gens, x_data, order=4).p_value < 1e-3
+
+
+@pytest.mark.parametrize("dim,order", [(1, 4), (5, 3), (10, 2)])
+def test_moment_covariance_matches_numpy_feature_covariance(dim, order):
+    # the covariance assembled from the 2*order sample moments (Hermite linearisation, split coordinates)
+    # against np.cov of the explicit (n, M) feature matrix
+    rng = np.random.default_rng(dim)
+    x = rng.standard_normal((1500, dim)) * rng.uniform(0.5, 1.5, dim) + rng.uniform(-0.5, 0.5, dim)
+    idx = graded_indices(order, dim)[1:]
+    H = np.asarray(hl.hermite_products(x, idx))
+    st = sample_stats(x, order)
+    np.testing.assert_allclose(st.mean, H.mean(0), rtol=1e-12, atol=1e-13)
+    ref = np.cov(H.T) / len(x)
+    assert np.max(np.abs(st.cov - ref)) <= 1e-11 * np.max(np.abs(ref))
+
+
+def test_feature_values_and_bootstrap_draws():
+    from hermite_limit._diagnose._stats import feature_values, influence_draws
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2000, 3))
+    idx = graded_indices(3, 3)[1:]
+    V = rng.standard_normal((idx.shape[0], 2))
+    s = feature_values(x, 3, V)
+    ref = np.asarray(hl.hermite_products(x, idx)) @ V
+    np.testing.assert_allclose(s, ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
+    # resampling with replacement: the draws of mean(s*) - mean(s) have mean 0 and covariance cov(s) (ddof 0) / N
+    B = 4000
+    dr = influence_draws(jax.random.key(2), s, B)
+    N = len(s)
+    target = np.cov(s.T, ddof=0) / N
+    se = np.sqrt(np.diag(target) / B)
+    assert np.all(np.abs(dr.mean(0)) < 4 * se)
+    ratio = np.diag(np.cov(dr.T)) / np.diag(target)
+    assert np.all(np.abs(ratio - 1) < 4 * np.sqrt(2 / B)), ratio
+
+
+@pytest.mark.parametrize("scheme,separate,per_gen", [("fresh", False, False),
+                                                      pytest.param("fresh", True, True, marks=pytest.mark.slow),
+                                                      pytest.param("accumulate", True, False, marks=pytest.mark.slow)])
+def test_newton_system_matches_autodiff_of_the_dense_profile(scheme, separate, per_gen):
+    # gradient, Hessian and d(gradient)/dA from one Cholesky (mdl.qgh) against JAX autodiff through the
+    # dense solve of mdl.profile, at random theta and random positive-definite weights
+    rng = np.random.default_rng(5)
+    order, dim, G = 2, 2, 3
+    mo = graded_indices(order, dim)[1:].sum(1)
+    M = mo.size
+    K = G + 1 + (1 if separate else 0)
+    A_np = rng.standard_normal((K, M))
+    Ls = rng.standard_normal((K, M, M)) + 3 * np.eye(M)
+    W_np = np.einsum("kji,kjl->kil", Ls, Ls)
+    p = mdl.n_params(scheme, G, per_gen)
+    spec = dict(mdl.spec_items(scheme, G, per_gen, order, separate))
+    with jax.enable_x64(True):
+        A, W = jax.numpy.asarray(A_np), jax.numpy.asarray(W_np)
+        theta = jax.numpy.asarray(rng.uniform(0.1, 0.4, p))
+        f = lambda th, a: mdl._q(th, a, W, jax.numpy.asarray(mo), spec)  # noqa: E731
+        q, g, H, _, V = mdl.qgh(theta, A, W, jax.numpy.asarray(mo), spec, influence=True)
+        g_ref = jax.grad(f)(theta, A)
+        H_ref = jax.hessian(f)(theta, A)
+        J_ref = jax.jacfwd(jax.grad(f), argnums=1)(theta, A)  # (p, K, M)
+        q_ref = float(f(theta, A))
+    assert abs(float(q) - q_ref) <= 1e-12 * q_ref
+    np.testing.assert_allclose(g, g_ref, rtol=1e-9, atol=1e-10 * np.abs(g_ref).max())
+    np.testing.assert_allclose(H, H_ref, rtol=1e-9, atol=1e-10 * np.abs(H_ref).max())
+    np.testing.assert_allclose(V, np.moveaxis(np.asarray(J_ref), 0, -1), rtol=1e-9, atol=1e-10 * np.abs(J_ref).max())
+
+
+def test_surrogate_start_reaches_the_exact_grid_minimum_and_one_step_tracks_refits():
+    # (1) the fit started from the surrogate-scored grid row equals LM started from the row of lowest exact Q
+    # (the previous start rule); (2) the linearised one-step estimate theta - H^-1 (g + J dA) agrees with a
+    # full refit on perturbed coefficient vectors dA ~ N(0, Sigma_k) to second order
+    gens = _exact_generations(bimodal_1d(), 0.4, 0.15, 5, 4000, jax.random.key(12))
+    d = hl.diagnose(gens, order=4)
+    A, W, mo = d._internal["A"], d._internal["W"], d.mode_order
+    spec = mdl.spec_items("fresh", 5, False, 4, False)
+    grid = mdl.start_grid("fresh", 5, False)
+    with jax.enable_x64(True):
+        jA, jW, jmo = jax.numpy.asarray(A), jax.numpy.asarray(W), jax.numpy.asarray(mo)
+        qs = np.array(jax.jit(jax.vmap(lambda th: mdl._q(th, jA, jW, jmo, dict(spec))))(jax.numpy.asarray(grid)))
+        qs[~np.isfinite(qs)] = np.inf
+        th_exact, q_exact, _ = mdl.fit_many(jax.numpy.asarray(grid[np.argmin(qs)])[None], jA[None], jW, jmo,
+                                            spec_items=spec, n_iter=60)
+        th, q, H = mdl.fit_one(jax.numpy.asarray(grid), jA, jW, jmo, spec_items=spec)
+        np.testing.assert_allclose(np.asarray(th), np.asarray(th_exact[0]), rtol=1e-8)
+        _, g, H, _, V = mdl.influence_jit(th, jA, jW, jmo, spec_items=spec)
+        covs = d._internal["covs"]
+        rng = np.random.default_rng(0)
+        dA = np.stack([rng.multivariate_normal(np.zeros(A.shape[1]), c, size=8) for c in covs], axis=1)  # (8, K, M)
+        refit, _, _ = mdl.fit_many(jax.numpy.tile(th, (8, 1)), jax.numpy.asarray(A[None] + dA), jW, jmo,
+                                   spec_items=spec, n_iter=60)
+    step = np.asarray(th)[None] - np.linalg.solve(np.asarray(H), (np.asarray(g)[None] + np.einsum("kmp,bkm->bp", np.asarray(V), dA)).T).T
+    move = np.linalg.norm(np.asarray(refit) - np.asarray(th)[None], axis=0)
+    miss = np.linalg.norm(step - np.asarray(refit), axis=0)
+    assert np.all(miss <= 0.15 * move), (miss, move)

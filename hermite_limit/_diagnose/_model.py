@@ -21,7 +21,9 @@ for fixed ``theta``, is (up to a constant) ``-Q(theta) / 2`` with
 a generalised least squares in ``b`` solved in closed form (normal equations). This profiled criterion
 is the exact Gaussian likelihood of the functional errors-in-variables model with known error
 covariance: both sides of the recursion carry their own noise and no coefficient is treated as exact.
-``theta_hat`` minimises Q (Levenberg-Marquardt on the JAX gradient and Hessian); ``Cov(theta_hat) =
+``theta_hat`` minimises Q (Levenberg-Marquardt on the exact gradient and Hessian of Q, both from the
+one Cholesky factorisation of the normal matrix that gives Q, see :func:`qgh`; started at the best row
+of a grid scored by the cheap per-coefficient surrogate :func:`surrogate_q`); ``Cov(theta_hat) =
 2 H^{-1}`` with H the Hessian of Q (the profile information); ``Q(theta_hat)`` is asymptotically chi-square
 with ``K M - L M - p`` degrees of freedom (K observed vectors, L latent vectors of M coefficients, p
 parameters): the goodness-of-fit statistic.
@@ -110,46 +112,133 @@ def _q(theta, A, W, mode_order, spec):
     return profile(theta, A, W, mode_order, spec=spec)[0]
 
 
+def _derivs(theta, spec, mode_order):
+    """Multipliers ``C`` (K, L, M) and their first (K, L, M, p) and second (K, L, M, p, p) derivatives."""
+    f = lambda th: multipliers(th, **spec)  # noqa: E731
+    C = f(theta)
+    dC = jax.jacfwd(f)(theta)
+    d2C = jax.jacfwd(jax.jacfwd(f))(theta)
+    return C[:, :, mode_order], dC[:, :, mode_order], d2C[:, :, mode_order]
+
+
+def _normal_matrix(C, W):
+    """``N = sum_k C_k^T W_k C_k`` (L M, L M) for diagonal blocks ``C_k = [diag(C[k, l])]_l``."""
+    K, L, M = C.shape
+    rows = []
+    for l in range(L):
+        rows.append(jnp.concatenate([jnp.einsum("ki,kij,kj->ij", C[:, l], W, C[:, m]) for m in range(L)], axis=1))
+    return jnp.concatenate(rows, axis=0)
+
+
+def _factor(N):
+    scale = jnp.sqrt(jnp.abs(jnp.diag(N)))
+    scale = jnp.where(scale > 0, scale, 1.0)
+    cf = jnp.linalg.cholesky(N / scale[:, None] / scale[None, :])
+    return cf, scale
+
+
+def _solve(fac, rhs):
+    cf, scale = fac
+    y = jax.scipy.linalg.cho_solve((cf, True), rhs / (scale[:, None] if rhs.ndim == 2 else scale))
+    return y / (scale[:, None] if rhs.ndim == 2 else scale)
+
+
+def qgh(theta, A, W, mode_order, spec, *, influence: bool = False):
+    """``Q``, its exact gradient and Hessian in ``theta`` from one Cholesky factorisation of ``N(theta)``.
+
+    With ``F(theta, b) = sum_k R_k^T W_k R_k``, ``R_k = A_k - C_k(theta) b`` and ``b_hat = N^{-1} r``:
+
+    * ``dQ/dtheta_i = F_i = -2 sum_k (C_{k,i} b)^T W_k R_k`` (envelope theorem, ``C_{k,i} = dC_k/dtheta_i``);
+    * ``d2Q/dtheta_i dtheta_j = F_ij - F_ib (2N)^{-1} F_bj`` with ``F_ij = 2 sum_k [(C_{k,i} b)^T W_k (C_{k,j} b)
+      - (C_{k,ij} b)^T W_k R_k]`` and ``F_bi = 2 u_i``, ``u_i = sum_k [C_k^T W_k C_{k,i} b - C_{k,i}^T W_k R_k]``.
+
+    With ``influence=True`` also the derivative of the gradient in the observations,
+    ``dF_i/dA_k = 2 W_k (C_k N^{-1} u_i - C_{k,i} b)`` (K, M, p).
+    Returns ``(Q, g, H, b)`` (and the influence directions).
+    """
+    C, dC, d2C = _derivs(theta, spec, mode_order)
+    K, L, M = C.shape
+    N = _normal_matrix(C, W)
+    fac = _factor(N)
+    WA = jnp.einsum("kij,kj->ki", W, A)
+    rhs = jnp.einsum("kli,ki->li", C, WA).reshape(L * M)
+    b = _solve(fac, rhs).reshape(L, M)
+    fit = jnp.einsum("kli,li->ki", C, b)
+    R = A - fit
+    Cib = jnp.einsum("klip,li->kip", dC, b)  # (K, M, p)
+    WX = jnp.einsum("kij,kjq->kiq", W, jnp.concatenate([R[..., None], Cib], axis=-1))
+    WR, WCib = WX[..., 0], WX[..., 1:]
+    Q = jnp.sum(R * WR)
+    g = -2.0 * jnp.einsum("kip,ki->p", Cib, WR)
+    u = jnp.einsum("kli,kip->lip", C, WCib) - jnp.einsum("klip,ki->lip", dC, WR)  # (L, M, p)
+    p = theta.shape[0]
+    z = _solve(fac, u.reshape(L * M, p))
+    Fij = 2.0 * jnp.einsum("kip,kiq->pq", Cib, WCib) - 2.0 * jnp.einsum("klipq,li,ki->pq", d2C, b, WR)
+    H = Fij - 2.0 * u.reshape(L * M, p).T @ z
+    H = 0.5 * (H + H.T)
+    if not influence:
+        return Q, g, H, b
+    Cz = jnp.einsum("kli,lip->kip", C, z.reshape(L, M, p))
+    V = 2.0 * (jnp.einsum("kij,kjp->kip", W, Cz) - WCib)
+    return Q, g, H, b, V
+
+
+def surrogate_q(theta_grid, A, w, mode_order, spec):
+    """The profile criterion with each coefficient's own weight ``w`` (K, M) (the diagonal of ``W``): the
+    latent vectors decouple per coefficient (an L x L solve each). Used only to choose the start."""
+
+    def one(th):
+        C = multipliers(th, **spec)[:, :, mode_order]  # (K, L, M)
+        N = jnp.einsum("ki,kli,kmi->ilm", w, C, C)
+        r = jnp.einsum("ki,kli,ki->il", w, C, A)
+        b = jnp.linalg.solve(N, r[..., None])[..., 0]
+        return jnp.sum(w * A * A) - jnp.sum(r * b)
+
+    return jax.vmap(one)(theta_grid)
+
+
 @functools.partial(jax.jit, static_argnames=("spec_items", "n_iter"))
 def fit_one(theta_grid, A, W, mode_order, *, spec_items, n_iter: int = 60):
-    """Grid start (``theta_grid`` (P, p): best row) then Levenberg-Marquardt. Returns theta, Q, H."""
+    """Start at the grid row (``theta_grid`` (P, p)) that minimises :func:`surrogate_q`, then
+    Levenberg-Marquardt on the exact ``Q`` (:func:`qgh`). Returns theta, Q, H."""
     spec = dict(spec_items)
-    qs = jax.lax.map(lambda th: _q(th, A, W, mode_order, spec), theta_grid)
+    w = jnp.diagonal(W, axis1=1, axis2=2)
+    qs = surrogate_q(theta_grid, A, w, mode_order, spec)
     qs = jnp.where(jnp.isfinite(qs), qs, jnp.inf)
     theta = theta_grid[jnp.argmin(qs)]
     return _lm(theta, A, W, mode_order, spec, n_iter)
 
 
 def _lm(theta, A, W, mode_order, spec, n_iter):
-    f = lambda th: _q(th, A, W, mode_order, spec)
-    grad = jax.grad(f)
-    p = theta.shape[0]
+    """Levenberg-Marquardt on the exact Newton system: one :func:`qgh` (one Cholesky) per trial point."""
 
-    def hess(th):
-        # Central differences of the exact gradient (vmapped over the 2p points): the Hessian of a
-        # 2-parameter profile to ~1e-9 relative, at the compile cost of one gradient.
-        h = 1e-5 * jnp.maximum(jnp.abs(th), 1e-2)
-        E = jnp.eye(p, dtype=th.dtype) * h[:, None]
-        g = jax.vmap(grad)(jnp.concatenate([th[None] + E, th[None] - E]))
-        Hm = (g[:p] - g[p:]) / (2.0 * h[:, None])
-        return 0.5 * (Hm + Hm.T)
+    def ev(th):
+        q, g, H, _ = qgh(th, A, W, mode_order, spec)
+        ok = jnp.isfinite(q) & jnp.all(jnp.isfinite(g)) & jnp.all(jnp.isfinite(H))
+        return jnp.where(ok, q, jnp.inf), g, H
 
     def body(state):
-        k, th, q, mu, _ = state
-        g, H = grad(th), hess(th)
+        k, th, q, g, H, mu, _ = state
         D = jnp.maximum(jnp.abs(jnp.diag(H)), 1e-12)
         step = jnp.linalg.solve(H + mu * jnp.diag(D), g)
         cand = th - step
-        qc = f(cand)
+        qc, gc, Hc = ev(cand)
         ok = jnp.isfinite(qc) & (qc <= q)
         small = jnp.max(jnp.abs(step) / (jnp.abs(th) + 1e-6)) < 1e-10
         done = (ok & small) | (mu > 1e12)  # converged, or no descent step left
-        return (k + 1, jnp.where(ok, cand, th), jnp.where(ok, qc, q), jnp.where(ok, mu * 0.3, mu * 10.0), done)
+        pick = lambda a, b: jnp.where(ok, a, b)  # noqa: E731
+        return (k + 1, pick(cand, th), pick(qc, q), pick(gc, g), pick(Hc, H), pick(mu * 0.3, mu * 10.0), done)
 
-    q0 = f(theta)
-    state = (jnp.asarray(0), theta, q0, jnp.asarray(1e-3, theta.dtype), jnp.asarray(False))
-    _, theta, q, _, _ = jax.lax.while_loop(lambda s: (s[0] < n_iter) & ~s[4], body, state)
-    return theta, q, hess(theta)
+    q0, g0, H0 = ev(theta)
+    state = (jnp.asarray(0), theta, q0, g0, H0, jnp.asarray(1e-3, theta.dtype), jnp.asarray(False))
+    _, theta, q, _, H, _, _ = jax.lax.while_loop(lambda s: (s[0] < n_iter) & ~s[6], body, state)
+    return theta, q, H
+
+
+@functools.partial(jax.jit, static_argnames=("spec_items",))
+def influence_jit(theta, A, W, mode_order, *, spec_items):
+    """``(Q, g, H, b, V)`` of :func:`qgh` at ``theta`` with the influence directions ``V`` (K, M, p)."""
+    return qgh(theta, A, W, mode_order, dict(spec_items), influence=True)
 
 
 @functools.partial(jax.jit, static_argnames=("spec_items", "n_iter", "batch"))

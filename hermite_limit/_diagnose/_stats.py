@@ -1,11 +1,26 @@
-"""Sample Hermite coefficient vectors of one sample set, their covariance, and bootstrap replicates.
+"""Sample Hermite coefficient vectors of one sample set, their covariance, and bootstrap draws.
 
 For samples ``x_1..x_N`` the coefficient vector ``a = (a_n)_{1 <= |n| <= order}`` (graded order, the
 constant mode excluded) is estimated by ``a_hat = mean_j h(x_j)`` with ``h(x) = (h_n(x))_n``; its
-covariance is estimated by ``Sigma_hat = cov_j(h(x_j)) / N`` (``ddof = 1``). A bootstrap replicate
-resamples the N points with replacement (multinomial counts ``c_j``, ``sum_j c_j = N``) and takes
-``sum_j c_j h(x_j) / N``; the covariance is kept at the full-sample ``Sigma_hat`` (a fixed-weight
-bootstrap, see :func:`hermite_limit._diagnose`).
+covariance is estimated by ``Sigma_hat = cov_j(h(x_j)) / N`` (``ddof = 1``).
+
+How it is computed (the same numbers as ``np.cov`` of the (N, M) feature matrix, to rounding, at a
+fraction of the cost). The products ``h_n h_m`` are polynomials of degree ``<= 2 order``, and the
+linearisation formula of the normalised probabilists' Hermite polynomials,
+
+    h_a(x) h_b(x) = sum_{k=0}^{min(a, b)} k! C(a, k) C(b, k) sqrt((a + b - 2k)! / (a! b!)) h_{a+b-2k}(x),
+
+applied coordinate by coordinate writes every entry of ``mean_j h(x_j) h(x_j)^T`` as a fixed positive
+combination of the sample means ``mu_r = mean_j h_r(x_j)``, ``|r| <= 2 order``. Those ``C(2 order + d, d)``
+means (43 758 for d = 10, order 4, against 10^6 entries of ``H^T H``) are the only pass over the samples:
+the coordinates are split into two halves ``x = (x_a, x_b)``, ``h_r(x) = h_{r_a}(x_a) h_{r_b}(x_b)``, and
+``mu`` is one matrix product per degree ``p`` of ``r_a``, ``F_{a,p}^T F_{b, <= 2 order - p}`` (each ``mu_r``
+computed once), chunked over the points, in float64.
+
+Bootstrap. :func:`influence_draws` resamples the N points with replacement ``n_boot`` times
+(multinomial counts ``c_j``) and returns ``sum_j (c_j - 1) s_j / N`` for given per-point values
+``s_j = h(x_j) . V`` (a linear functional of the resampled coefficient vector; see
+:func:`hermite_limit._diagnose._diagnosis.diagnose` for the one-step bootstrap that uses it).
 """
 
 from __future__ import annotations
@@ -16,67 +31,263 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy.special import gammaln
 
 from .._precision import x64
 from ..hermite._indices import _tables
-from ..hermite._polynomials import _products
+from ..hermite._polynomials import _polynomials, _products
 
 _CHUNK_ELEMENTS = 2**21
 
 
 @dataclasses.dataclass(frozen=True)
 class SampleStats:
-    """``mean`` (M,), ``cov`` (M, M) covariance of ``mean``, ``n`` points, ``boot`` (B, M) or None."""
+    """``mean`` (M,), ``cov`` (M, M) covariance of ``mean``, ``n`` points."""
 
     mean: np.ndarray
     cov: np.ndarray
     n: int
-    boot: np.ndarray | None
 
 
-@x64
-def sample_stats(x: np.ndarray, order: int, *, key=None, n_boot: int = 0) -> SampleStats:
-    """Coefficient vector (orders 1..order), its covariance and ``n_boot`` bootstrap replicates."""
-    x = jnp.asarray(x, dtype=jnp.float64)
+def _lin_coef(a: np.ndarray, b: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """``k! C(a, k) C(b, k) sqrt((a + b - 2k)! / (a! b!))`` elementwise (small integers)."""
+    lf = gammaln
+    la, lb, lk = lf(a + 1.0), lf(b + 1.0), lf(k + 1.0)
+    return np.exp(lk + (la - lf(k + 1.0) - lf(a - k + 1.0)) + (lb - lf(k + 1.0) - lf(b - k + 1.0))
+                  + 0.5 * (lf(a + b - 2 * k + 1.0) - la - lb))
+
+
+def _rank_lookup(table: np.ndarray, base: int):
+    """A function mapping rows of multi-indices (all entries < base) to their row in ``table``."""
+    dim = table.shape[1]
+    if dim == 0:
+        return lambda rows: np.zeros(rows.shape[0], dtype=np.int64)
+    if base ** dim < 2**62:
+        w = base ** np.arange(dim, dtype=np.int64)
+        codes = table.astype(np.int64) @ w
+        order = np.argsort(codes)
+        sc = codes[order]
+        return lambda rows: order[np.searchsorted(sc, rows.astype(np.int64) @ w)]
+    lookup = {tuple(r): i for i, r in enumerate(table.tolist())}
+    return lambda rows: np.array([lookup[tuple(r)] for r in rows.tolist()], dtype=np.int64)
+
+
+def _graded_tensor_indices(D: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Multi-indices of ``dim`` coordinates with total degree ``<= D`` in the order :func:`_features` makes
+    them (graded: degree blocks contiguous), and the start of each degree block (D + 2,)."""
+    blocks = [np.zeros((1, 0), dtype=np.int64)] + [np.zeros((0, 0), dtype=np.int64)] * D
+    for i in range(dim):
+        new = []
+        for q in range(D + 1):
+            parts = [np.concatenate([blocks[q - k], np.full((blocks[q - k].shape[0], 1), k)], axis=1)
+                     for k in range(q + 1) if blocks[q - k].shape[0]]
+            new.append(np.concatenate(parts) if parts else np.zeros((0, i + 1), dtype=np.int64))
+        blocks = new
+    sizes = [b.shape[0] for b in blocks]
+    return np.concatenate(blocks).astype(np.int64), np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+
+def _features(x: jax.Array, D: int) -> jax.Array:
+    """``h_r(x)`` for every multi-index of :func:`_graded_tensor_indices` (D, x.shape[1]), feature-major
+    (n_features, n): one product per feature, no gathers."""
+    n, dim = x.shape
+    if dim == 0:
+        return jnp.ones((1, n), x.dtype)
+    Hx = jnp.moveaxis(_polynomials(x, D), 0, -1)  # (d, D + 1, n)
+    blocks = [Hx[0, q][None] for q in range(D + 1)]
+    for i in range(1, dim):
+        blocks = [jnp.concatenate([blocks[q - k] * Hx[i, k][None] for k in range(q + 1)]) for q in range(D + 1)]
+    return jnp.concatenate(blocks)
+
+
+@functools.lru_cache(maxsize=16)
+def _plan(order: int, d: int) -> dict:
+    """Static layout of the moment pass and the linearisation of ``h_n h_m`` (upper triangle ``n <= m``).
+
+    Moments ``mu_r``, ``r = (r_a, r_b)``, ``|r| <= 2 order``, come from matrix products of feature blocks:
+    the centre ``F_{a, <= order}^T F_{b, <= order}`` and, for ``p > order``, ``F_{a, p}^T F_{b, <= 2 order - p}``
+    and ``F_{b, p}^T F_{a, <= 2 order - p}``: every moment exactly once, no product wider than needed.
+    """
+    D = 2 * order
+    da = (d + 1) // 2
+    db = d - da
+    Ia, sa = _graded_tensor_indices(D, da)
+    Ib, sb = _graded_tensor_indices(D, db)
+    # blocks: (side, row start, row stop, number of leading columns of the other side, offset)
+    blocks = [("c", 0, int(sa[order + 1]), int(sb[order + 1]), 0)]
+    off = int(sa[order + 1] * sb[order + 1])
+    for side, s_own, s_oth in (("a", sa, sb), ("b", sb, sa)):
+        for p in range(order + 1, D + 1):
+            r0, r1, nc = int(s_own[p]), int(s_own[p + 1]), int(s_oth[D - p + 1])
+            if r1 > r0:
+                blocks.append((side, r0, r1, nc, off))
+                off += (r1 - r0) * nc
+    n_mom = off
+    rank_a, rank_b = _rank_lookup(Ia, D + 1), _rank_lookup(Ib, D + 1)
+
+    def position(r):
+        ra, rb = r[:, :da], r[:, da:]
+        ia, ib = rank_a(ra), rank_b(rb)
+        pa, pb = ra.sum(1), rb.sum(1)
+        pos = ia * int(sb[order + 1]) + ib  # centre
+        for side, r0, r1, nc, o in blocks[1:]:
+            if side == "a":
+                sel = (pa > order) & (ia >= r0) & (ia < r1)
+                pos = np.where(sel, o + (ia - r0) * nc + ib, pos)
+            else:
+                sel = (pb > order) & (ib >= r0) & (ib < r1)
+                pos = np.where(sel, o + (ib - r0) * nc + ia, pos)
+        return pos
+
+    idx = _tables(order, d)["indices"][1:]
+    M = idx.shape[0]
+    mean_pos = position(idx)
+    # linearisation of h_u h_v, u <= v: expand k coordinate by coordinate
+    iu, iv = np.triu_indices(M)
+    nu, nv = idx[iu], idx[iv]
+    pair = np.arange(iu.size)
+    r = nu + nv
+    coef = np.ones(iu.size)
+    for j in range(d):
+        mn = np.minimum(nu[pair, j], nv[pair, j])
+        reps = mn + 1
+        if np.all(reps == 1):
+            continue
+        src = np.repeat(np.arange(pair.size), reps)
+        k = np.arange(src.size) - np.repeat(np.cumsum(reps) - reps, reps)
+        pair, r, coef = pair[src], r[src].copy(), coef[src]
+        a, b = nu[pair, j], nv[pair, j]
+        r[:, j] = a + b - 2 * k
+        coef = coef * _lin_coef(a, b, k)
+    return {"da": da, "na": Ia.shape[0], "nb": Ib.shape[0], "blocks": tuple(blocks), "n_mom": n_mom, "M": M,
+            "mean_pos": mean_pos, "lin_pos": position(r), "lin_pair": pair, "lin_coef": coef, "iu": iu, "iv": iv,
+            "n_pairs": iu.size}
+
+
+def _chunks(x: jax.Array, width: int):
     P, d = x.shape
-    M = _tables(order, d)["indices"].shape[0]
-    B = int(n_boot)
-    chunk = int(max(1, min(P, max(256, _CHUNK_ELEMENTS // (M + B + d)))))
+    chunk = int(max(1, min(P, max(64, _CHUNK_ELEMENTS // max(width, 1)))))
     n_chunks = -(-P // chunk)
     pad = n_chunks * chunk - P
     xp = jnp.concatenate([x, jnp.zeros((pad, d), x.dtype)]).reshape(n_chunks, chunk, d)
     mask = jnp.concatenate([jnp.ones(P), jnp.zeros(pad)]).reshape(n_chunks, chunk)
-    if B:
-        if key is None:
-            raise ValueError("key is required for bootstrap replicates (n_boot > 0)")
-        idx = jax.random.randint(key, (B, P), 0, P)
-        counts = jax.vmap(lambda i: jnp.bincount(i, length=P))(idx).astype(jnp.float64)  # (B, P)
-        wp = jnp.concatenate([counts, jnp.zeros((B, pad))], axis=1).reshape(B, n_chunks, chunk).transpose(1, 2, 0)
-    else:
-        wp = jnp.zeros((n_chunks, chunk, 0))
-    s1, s2, sb = _sums(xp, mask, wp, order=order)
-    mean = s1 / P
-    cov = (s2 - P * jnp.outer(mean, mean)) / max(P - 1, 1) / P
-    boot = sb / P if B else None
-    return SampleStats(np.asarray(mean), np.asarray(cov), P, None if boot is None else np.asarray(boot))
+    return xp, mask
+
+
+@x64
+def sample_stats(x: np.ndarray, order: int) -> SampleStats:
+    """Coefficient vector (orders 1..order) and its covariance (see the module docstring)."""
+    x = jnp.asarray(x, dtype=jnp.float64)
+    P, d = x.shape
+    pl = _plan(order, d)
+    xp, mask = _chunks(x, 2 * (pl["na"] + pl["nb"]))
+    mom = _moment_sums(xp, mask, order=order) / P
+    mean, cov = _assemble(mom, jnp.asarray(pl["mean_pos"]), jnp.asarray(pl["lin_pos"]), jnp.asarray(pl["lin_pair"]),
+                          jnp.asarray(pl["lin_coef"]), jnp.asarray(pl["iu"]), jnp.asarray(pl["iv"]),
+                          n_pairs=pl["n_pairs"], M=pl["M"], P=P)
+    return SampleStats(np.asarray(mean), np.asarray(cov), P)
+
+
+@functools.partial(jax.jit, static_argnames=("n_pairs", "M", "P"))
+def _assemble(mom, mean_pos, lin_pos, lin_pair, lin_coef, iu, iv, *, n_pairs, M, P):
+    mean = mom[mean_pos]
+    s2 = jax.ops.segment_sum(lin_coef * mom[lin_pos], lin_pair, num_segments=n_pairs)
+    up = s2 - mean[iu] * mean[iv]
+    cov = jnp.zeros((M, M)).at[iu, iv].set(up).at[iv, iu].set(up) / max(P - 1, 1)
+    return mean, cov
 
 
 @functools.partial(jax.jit, static_argnames=("order",))
-def _sums(xp, mask, wp, *, order: int):
+def _moment_sums(xp, mask, *, order: int):
     d = xp.shape[-1]
+    pl = _plan(order, d)
+    da = pl["da"]
+    D = 2 * order
+
+    def body(acc, chunk):
+        xc, mc = chunk
+        F = {"a": _features(xc[:, :da], D) * mc[None], "b": _features(xc[:, da:], D)}
+        parts = []
+        for side, r0, r1, nc, _ in pl["blocks"]:
+            own, oth = (F["a"], F["b"]) if side in ("a", "c") else (F["b"], F["a"])
+            parts.append((own[r0:r1] @ oth[:nc].T).reshape(-1))
+        return acc + jnp.concatenate(parts), None
+
+    acc, _ = jax.lax.scan(body, jnp.zeros(pl["n_mom"]), (xp, mask))
+    return acc
+
+
+@functools.lru_cache(maxsize=16)
+def _value_plan(order: int, d: int) -> dict:
+    """Where each coefficient ``n = (n_a, n_b)`` sits among the half-coordinate features of degree <= order."""
+    da = (d + 1) // 2
+    Ia, sa = _graded_tensor_indices(order, da)
+    Ib, sb = _graded_tensor_indices(order, d - da)
     idx = _tables(order, d)["indices"][1:]
-    M = idx.shape[0]
-    B = wp.shape[-1]
+    ia = _rank_lookup(Ia, order + 1)(idx[:, :da])
+    ib = _rank_lookup(Ib, order + 1)(idx[:, da:])
+    return {"da": da, "na": Ia.shape[0], "nb": Ib.shape[0], "sa": tuple(int(v) for v in sa),
+            "sb": tuple(int(v) for v in sb), "ia": ia, "ib": ib}
 
-    def body(carry, chunk):
-        xc, mc, wc = chunk
-        H = _products(xc, idx, order) * mc[:, None]  # (chunk, M)
-        s1, s2, sb = carry
-        return (s1 + H.sum(0), s2 + H.T @ H, sb + wc.T @ H), None
 
-    init = (jnp.zeros(M), jnp.zeros((M, M)), jnp.zeros((B, M)))
-    (s1, s2, sb), _ = jax.lax.scan(body, init, (xp, mask, wp))
-    return s1, s2, sb
+@x64
+def feature_values(x: np.ndarray, order: int, V: np.ndarray) -> np.ndarray:
+    """``s_j = h(x_j) . V`` (N, p) for the coefficient directions ``V`` (M, p), chunked.
+
+    With ``h_n(x) = h_{n_a}(x_a) h_{n_b}(x_b)``: ``s_j = sum_q sum_{|n_a| = q} h_{n_a}(x_{j,a})
+    sum_{|n_b| <= order - q} V_n h_{n_b}(x_{j,b})``, one matrix product per degree q (2 N M p flops)."""
+    x = jnp.asarray(x, dtype=jnp.float64)
+    P, d = x.shape
+    vp = _value_plan(order, d)
+    V = np.asarray(V, dtype=np.float64)
+    Vf = np.zeros((vp["na"], vp["nb"], V.shape[1]))
+    Vf[vp["ia"], vp["ib"]] = V
+    xp, _ = _chunks(x, 4 * (vp["na"] + vp["nb"]))
+    s = _feature_values(xp, jnp.asarray(Vf), order=order)
+    return np.asarray(s.reshape(-1, s.shape[-1])[:P])
+
+
+@functools.partial(jax.jit, static_argnames=("order",))
+def _feature_values(xp, Vf, *, order: int):
+    vp = _value_plan(order, xp.shape[-1])
+    da, sa, sb = vp["da"], vp["sa"], vp["sb"]
+
+    def one(xc):
+        Fa, Fb = _features(xc[:, :da], order), _features(xc[:, da:], order)
+        out = 0.0
+        for q in range(order + 1):
+            a0, a1, nb = sa[q], sa[q + 1], sb[order - q + 1]
+            if a1 > a0:
+                T = jnp.einsum("abp,bj->apj", Vf[a0:a1, :nb], Fb[:nb])
+                out = out + jnp.einsum("aj,apj->jp", Fa[a0:a1], T)
+        return out
+
+    return jax.lax.map(one, xp)
+
+
+@x64
+def influence_draws(key, s: np.ndarray, n_boot: int) -> np.ndarray:
+    """``n_boot`` draws of ``sum_j (c_j - 1) s_j / N``, ``c`` multinomial(N, 1/N) counts (resampling with
+    replacement); ``s`` (N, p). Returns (n_boot, p). Indices ``floor(u N / 2^32)`` from 32 random bits ``u``
+    each (non-uniformity below ``N / 2^32``, 2e-5 at N = 10^5)."""
+    s = jnp.asarray(s, dtype=jnp.float64)
+    if s.shape[0] >= 2**32:
+        raise ValueError(f"a sample set has {s.shape[0]} points; the bootstrap supports fewer than 2^32")
+    return np.asarray(_influence_draws(key, s, n_boot=int(n_boot)))
+
+
+@functools.partial(jax.jit, static_argnames=("n_boot",))
+def _influence_draws(key, s, *, n_boot: int):
+    P = s.shape[0]
+    keys = jax.random.split(key, n_boot)
+    mean = s.mean(0)
+
+    def one(k):
+        u = jax.random.bits(k, (P,), jnp.uint32).astype(jnp.uint64)
+        i = ((u * jnp.uint64(P)) >> jnp.uint64(32)).astype(jnp.int64)
+        return jnp.take(s, i, axis=0).mean(0) - mean
+
+    return jax.lax.map(one, keys, batch_size=min(n_boot, 8))
 
 
 @x64
