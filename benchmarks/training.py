@@ -37,10 +37,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 import hermite_limit as hl
-from hermite_limit.sampling._learners import _time_features, _train
+from hermite_limit.sampling._learners import _dsm_inputs, _dsm_step, _train
 
 from ._harness import TaskResult, time_fn
 
@@ -74,46 +73,24 @@ def ours_fn(cfg, x, net):
 
 
 def loop_fn(cfg, x, net):
-    """Peer (a): the same step, one ``eqx.filter_jit`` call per Python iteration."""
-    dtype = x.dtype
-    n, d = x.shape
-    params, static = eqx.partition(net, eqx.is_inexact_array)
-    schedule = optax.warmup_cosine_decay_schedule(0.0, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.lr / 100.0)
-    opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule, weight_decay=cfg.weight_decay))
+    """Peer (a): the learner's own step (``_dsm_step``), one ``eqx.filter_jit`` call per Python iteration, each
+    drawing its minibatch inside the jitted step (``_dsm_inputs``, the draws of the fused loop)."""
     lo, hi = np.float32(math.log(T0)), np.float32(math.log(T))
-    decay = np.float32(cfg.ema)
-    key = jax.random.key(3)
-    # the key stream of _train: its key is split once into (init, train) only inside NeuralScore.fit, not in _train
-
-    def loss_fn(p, x0, t, z):
-        model = eqx.combine(p, static)
-        rho, sigma = jnp.exp(-t), jnp.sqrt(-jnp.expm1(-2.0 * t))
-        feats = jnp.concatenate([rho[:, None] * x0 + sigma[:, None] * z,
-                                 _time_features(t, lo, hi, cfg.time_embedding, dtype)], axis=-1)
-        return jnp.mean((jax.vmap(model)(feats) - z) ** 2)
+    key = jax.random.key(3)  # the key _train gets (NeuralScore.fit splits its own key before calling _train)
+    step = _dsm_step(net, cfg)
 
     @eqx.filter_jit
-    def make_step(p, ema, s, step):
-        k1, k2, k3 = jax.random.split(jax.random.fold_in(key, step), 3)
-        x0 = x[jax.random.randint(k1, (cfg.batch,), 0, n)]
-        t = jnp.exp(lo + (hi - lo) * jax.random.uniform(k2, (cfg.batch,), dtype))
-        z = jax.random.normal(k3, (cfg.batch, d), dtype)
-        loss, g = jax.value_and_grad(loss_fn)(p, x0, t, z)
-        upd, s = opt.update(g, s, p)
-        p = optax.apply_updates(p, upd)
-        ema = jax.tree_util.tree_map(lambda e, q: decay * e + (1 - decay) * q, ema, p)
-        return p, ema, s, loss
+    def make_step(state, i):
+        feats, z = _dsm_inputs(key, i, x, cfg.batch, lo, hi, cfg.time_embedding)
+        return step.update(state, feats, z)
 
     def run():
-        with jax.enable_x64(True):  # as NeuralScore.fit calls _train: the same integer types, so the same draws
-            p, s = params, opt.init(params)
-            ema = jax.tree_util.tree_map(jnp.zeros_like, params)
-            losses = []
-            for step in jnp.arange(cfg.steps):
-                p, ema, s, loss = make_step(p, ema, s, step)
+        with jax.enable_x64(True):  # as NeuralScore.fit calls _train
+            state, losses = step.init(), []
+            for i in jnp.arange(cfg.steps):
+                state, loss = make_step(state, i)
                 losses.append(loss)
-            ema = jax.tree_util.tree_map(lambda e: e / (1 - decay**cfg.steps), ema)
-            return eqx.combine(ema, static), jnp.stack(losses)
+            return step.network(state[1], cfg.steps), jnp.stack(losses)
 
     return run
 
