@@ -1,19 +1,23 @@
 """Denoising-score-matching training steps per second: our fused loop against the loops a user would write.
 
 Ours: ``NeuralScore``'s training run (``hermite_limit.sampling._learners._train``), every step of one generation
-in one jitted ``lax.scan``. The network is the issue's contract learner ``NeuralScore(width=64, depth=3)``:
-an equinox MLP on ``x`` (d = 10) and 33 time features of ``log t`` (the normalised ``u`` and sin / cos of 16
-frequencies), 3 hidden SiLU layers of 64 units, noise prediction; AdamW (weight decay 1e-4) after global-norm
-clipping at 1, linear warm-up then cosine decay, EMA of the weights; minibatches of 256 rows drawn with
-replacement from a training set of n = 20000 samples of the seed law, ``log t`` uniform on [log t0, log T],
-fresh Gaussian noise each step; float32.
+in one jitted program: an outer ``lax.scan`` over chunks of steps draws each chunk's minibatches at once (``vmap`` of
+``_dsm_inputs`` over the chunk's step indices), an inner ``lax.scan`` applies the chunk's steps (``_dsm_step``: one
+flat float32 parameter vector for the network, AdamW and the EMA). The network is the issue's contract learner
+``NeuralScore(width=64, depth=3)``: an MLP on ``x`` (d = 10) and 33 time features of ``log t`` (the normalised ``u``
+and sin / cos of 16 frequencies), 3 hidden SiLU layers of 64 units, noise prediction; AdamW (weight decay 1e-4)
+after global-norm clipping at 1, linear warm-up then cosine decay, EMA of the weights; minibatches of 256 rows
+drawn with replacement from a training set of n = 20000 samples of the seed law, ``log t`` uniform on
+[log t0, log T], fresh Gaussian noise each step; float32.
 
 Peers, with the same network (the same initial weights), optimiser, schedule, EMA, batch and dtype:
 
-(a) the obvious equinox + optax loop: the same step function under ``eqx.filter_jit``, called once per Python
-    iteration (the pattern of equinox's and optax's tutorials). Its weights after the run are compared with
-    ours (``ours_error``: max |difference| over the weights relative to their largest entry); both draw the
-    same minibatches (``fold_in(key, step)``), so they differ only by the compiler's rounding.
+(a) the obvious equinox + optax loop: one ``eqx.filter_jit`` step per Python iteration (the pattern of equinox's
+    and optax's tutorials), the step drawing its minibatch from ``fold_in(key, step)`` and updating the weights.
+    The step is the learner's own (``_dsm_inputs`` then ``_dsm_step(...).update``), so the two sides run the same
+    arithmetic and draw the same numbers, and the ratio measures the fusion alone (one dispatch per step, the
+    random draws made per step instead of per chunk). Its weights after the run are compared with ours
+    (``ours_error``: max |difference| over the weights relative to their largest entry): compiler rounding only.
 (b) PyTorch on the CPU, eager mode: ``nn.Linear`` / ``nn.SiLU`` with our initial weights copied in,
     ``torch.optim.AdamW`` + ``LambdaLR`` with the same warm-up + cosine factor, ``clip_grad_norm_``,
     an EMA by ``torch._foreach_lerp_``. Timed at PyTorch's default thread count and with one thread; the
@@ -25,6 +29,9 @@ GC off), the sides alternating so that load from other processes hits both alike
 matmul peak row counts the matrix-product flops of a step (forward ``2 B sum_l in_l out_l``, the weight
 gradients the same again, the input gradients of every layer but the first) against the faster of numpy's
 BLAS and XLA's dot on a square float32 product, measured in the run.
+
+The group ends with the wall time of one learned generation, training and sampling apart
+(``benchmarks/learned_generation.py``).
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ import numpy as np
 import hermite_limit as hl
 from hermite_limit.sampling._learners import _dsm_inputs, _dsm_step, _train
 
+from . import learned_generation
 from ._harness import TaskResult, time_fn
 
 SIZES = {"tiny": (50, 2), "quick": (500, 2), "full": (3000, 5)}  # steps per run, timed runs per side
@@ -259,7 +267,7 @@ def run(size: str = "full") -> list[TaskResult]:
                            None, None, None, compile_s,
                            f"{flops / 1e6:.1f} MFLOP of matrix products per step; ours {gflops:.1f} GFLOP/s = "
                            f"{100 * gflops / peak:.1f}% of the peak ({source})"))
-    return rows
+    return rows + learned_generation.run(size)
 
 
 def _with_threads(fn, threads: int):

@@ -276,11 +276,13 @@ class NeuralScore:
     Training: ``steps`` AdamW steps (weight decay ``weight_decay``, gradient norm clipped at 1) with a linear
     warm-up over ``warmup`` steps to ``lr`` and a cosine decay to ``lr / 100``; minibatches of ``batch`` drawn
     with replacement from the generation's ``n`` training samples (``alpha n`` fresh, the rest the previous
-    model's samples; see :class:`TrainingSet`), fresh ``t`` and ``z`` each step. The whole run of one generation
-    is one jitted ``lax.scan`` over steps. The exponential moving average of this run's iterates (decay ``ema``,
-    bias-corrected: weights ``(1 - ema) ema^(steps - k) / (1 - ema^steps)`` on step ``k``'s weights, so the
-    initial weights do not linger) is the network used for sampling and the state carried forward: with
-    ``warm_start`` the next generation starts from it, otherwise from fresh random weights.
+    model's samples; see :class:`TrainingSet`), fresh ``t`` and ``z`` each step (drawn from ``fold_in(key, step)``).
+    The whole run of one generation is one jitted program: a ``lax.scan`` over chunks of steps, each drawing its
+    steps' minibatches at once and applying them in an inner ``lax.scan``, on one flat parameter vector. The
+    exponential moving average of this run's iterates (decay ``ema``, bias-corrected: weights ``(1 - ema)
+    ema^(steps - k) / (1 - ema^steps)`` on step ``k``'s weights, so the initial weights do not linger) is the network
+    used for sampling and the state carried forward: with ``warm_start`` the next generation starts from it,
+    otherwise from fresh random weights.
 
     Parameters
     ----------
