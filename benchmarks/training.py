@@ -1,19 +1,23 @@
 """Denoising-score-matching training steps per second: our fused loop against the loops a user would write.
 
 Ours: ``NeuralScore``'s training run (``hermite_limit.sampling._learners._train``), every step of one generation
-in one jitted ``lax.scan``. The network is the issue's contract learner ``NeuralScore(width=64, depth=3)``:
-an equinox MLP on ``x`` (d = 10) and 33 time features of ``log t`` (the normalised ``u`` and sin / cos of 16
-frequencies), 3 hidden SiLU layers of 64 units, noise prediction; AdamW (weight decay 1e-4) after global-norm
-clipping at 1, linear warm-up then cosine decay, EMA of the weights; minibatches of 256 rows drawn with
-replacement from a training set of n = 20000 samples of the seed law, ``log t`` uniform on [log t0, log T],
-fresh Gaussian noise each step; float32.
+in one jitted program: an outer ``lax.scan`` over chunks of steps draws each chunk's minibatches at once (``vmap`` of
+``_dsm_inputs`` over the chunk's step indices), an inner ``lax.scan`` applies the chunk's steps (``_dsm_step``: one
+flat float32 parameter vector for the network, AdamW and the EMA). The network is the issue's contract learner
+``NeuralScore(width=64, depth=3)``: an MLP on ``x`` (d = 10) and 33 time features of ``log t`` (the normalised ``u``
+and sin / cos of 16 frequencies), 3 hidden SiLU layers of 64 units, noise prediction; AdamW (weight decay 1e-4)
+after global-norm clipping at 1, linear warm-up then cosine decay, EMA of the weights; minibatches of 256 rows
+drawn with replacement from a training set of n = 20000 samples of the seed law, ``log t`` uniform on
+[log t0, log T], fresh Gaussian noise each step; float32.
 
 Peers, with the same network (the same initial weights), optimiser, schedule, EMA, batch and dtype:
 
-(a) the obvious equinox + optax loop: the same step function under ``eqx.filter_jit``, called once per Python
-    iteration (the pattern of equinox's and optax's tutorials). Its weights after the run are compared with
-    ours (``ours_error``: max |difference| over the weights relative to their largest entry); both draw the
-    same minibatches (``fold_in(key, step)``), so they differ only by the compiler's rounding.
+(a) the obvious equinox + optax loop: one ``eqx.filter_jit`` step per Python iteration (the pattern of equinox's
+    and optax's tutorials), the step drawing its minibatch from ``fold_in(key, step)`` and updating the weights.
+    The step is the learner's own (``_dsm_inputs`` then ``_dsm_step(...).update``), so the two sides run the same
+    arithmetic and draw the same numbers, and the ratio measures the fusion alone (one dispatch per step, the
+    random draws made per step instead of per chunk). Its weights after the run are compared with ours
+    (``ours_error``: max |difference| over the weights relative to their largest entry): compiler rounding only.
 (b) PyTorch on the CPU, eager mode: ``nn.Linear`` / ``nn.SiLU`` with our initial weights copied in,
     ``torch.optim.AdamW`` + ``LambdaLR`` with the same warm-up + cosine factor, ``clip_grad_norm_``,
     an EMA by ``torch._foreach_lerp_``. Timed at PyTorch's default thread count and with one thread; the
@@ -25,6 +29,9 @@ GC off), the sides alternating so that load from other processes hits both alike
 matmul peak row counts the matrix-product flops of a step (forward ``2 B sum_l in_l out_l``, the weight
 gradients the same again, the input gradients of every layer but the first) against the faster of numpy's
 BLAS and XLA's dot on a square float32 product, measured in the run.
+
+The group ends with the wall time of one learned generation, training and sampling apart
+(``benchmarks/learned_generation.py``).
 """
 
 from __future__ import annotations
@@ -37,11 +44,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 import hermite_limit as hl
-from hermite_limit.sampling._learners import _time_features, _train
+from hermite_limit.sampling._learners import _dsm_inputs, _dsm_step, _train
 
+from . import learned_generation
 from ._harness import TaskResult, time_fn
 
 SIZES = {"tiny": (50, 2), "quick": (500, 2), "full": (3000, 5)}  # steps per run, timed runs per side
@@ -74,46 +81,24 @@ def ours_fn(cfg, x, net):
 
 
 def loop_fn(cfg, x, net):
-    """Peer (a): the same step, one ``eqx.filter_jit`` call per Python iteration."""
-    dtype = x.dtype
-    n, d = x.shape
-    params, static = eqx.partition(net, eqx.is_inexact_array)
-    schedule = optax.warmup_cosine_decay_schedule(0.0, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.lr / 100.0)
-    opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule, weight_decay=cfg.weight_decay))
+    """Peer (a): the learner's own step (``_dsm_step``), one ``eqx.filter_jit`` call per Python iteration, each
+    drawing its minibatch inside the jitted step (``_dsm_inputs``, the draws of the fused loop)."""
     lo, hi = np.float32(math.log(T0)), np.float32(math.log(T))
-    decay = np.float32(cfg.ema)
-    key = jax.random.key(3)
-    # the key stream of _train: its key is split once into (init, train) only inside NeuralScore.fit, not in _train
-
-    def loss_fn(p, x0, t, z):
-        model = eqx.combine(p, static)
-        rho, sigma = jnp.exp(-t), jnp.sqrt(-jnp.expm1(-2.0 * t))
-        feats = jnp.concatenate([rho[:, None] * x0 + sigma[:, None] * z,
-                                 _time_features(t, lo, hi, cfg.time_embedding, dtype)], axis=-1)
-        return jnp.mean((jax.vmap(model)(feats) - z) ** 2)
+    key = jax.random.key(3)  # the key _train gets (NeuralScore.fit splits its own key before calling _train)
+    step = _dsm_step(net, cfg)
 
     @eqx.filter_jit
-    def make_step(p, ema, s, step):
-        k1, k2, k3 = jax.random.split(jax.random.fold_in(key, step), 3)
-        x0 = x[jax.random.randint(k1, (cfg.batch,), 0, n)]
-        t = jnp.exp(lo + (hi - lo) * jax.random.uniform(k2, (cfg.batch,), dtype))
-        z = jax.random.normal(k3, (cfg.batch, d), dtype)
-        loss, g = jax.value_and_grad(loss_fn)(p, x0, t, z)
-        upd, s = opt.update(g, s, p)
-        p = optax.apply_updates(p, upd)
-        ema = jax.tree_util.tree_map(lambda e, q: decay * e + (1 - decay) * q, ema, p)
-        return p, ema, s, loss
+    def make_step(state, i):
+        feats, z = _dsm_inputs(key, i, x, cfg.batch, lo, hi, cfg.time_embedding)
+        return step.update(state, feats, z)
 
     def run():
-        with jax.enable_x64(True):  # as NeuralScore.fit calls _train: the same integer types, so the same draws
-            p, s = params, opt.init(params)
-            ema = jax.tree_util.tree_map(jnp.zeros_like, params)
-            losses = []
-            for step in jnp.arange(cfg.steps):
-                p, ema, s, loss = make_step(p, ema, s, step)
+        with jax.enable_x64(True):  # as NeuralScore.fit calls _train
+            state, losses = step.init(), []
+            for i in jnp.arange(cfg.steps):
+                state, loss = make_step(state, i)
                 losses.append(loss)
-            ema = jax.tree_util.tree_map(lambda e: e / (1 - decay**cfg.steps), ema)
-            return eqx.combine(ema, static), jnp.stack(losses)
+            return step.network(state[1], cfg.steps), jnp.stack(losses)
 
     return run
 
@@ -282,7 +267,7 @@ def run(size: str = "full") -> list[TaskResult]:
                            None, None, None, compile_s,
                            f"{flops / 1e6:.1f} MFLOP of matrix products per step; ours {gflops:.1f} GFLOP/s = "
                            f"{100 * gflops / peak:.1f}% of the peak ({source})"))
-    return rows
+    return rows + learned_generation.run(size)
 
 
 def _with_threads(fn, threads: int):

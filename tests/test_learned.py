@@ -257,3 +257,40 @@ def test_learned_1d_run_follows_the_closed_form():
     assert check_learned_attenuation(res, data, "1d").passed
     # the network learns: its excess DSM loss is small against the loss itself
     assert np.all(np.abs(R.loss_excess[1:]) < 0.05 * R.loss_exact[1:])
+
+
+def test_fused_training_matches_a_step_by_step_loop():
+    """The fused run (chunks of pre-drawn steps, plus a remainder: 131 steps = 128 + 3) against the reference: the
+    eqx network's own loss (``vmap(net)``) and, for the weights, a Python loop of single steps that draw their own
+    minibatches from ``fold_in(key, step)``."""
+    import equinox as eqx
+    import jax.numpy as jnp
+
+    from hermite_limit.sampling._learners import _chunk, _dsm_inputs, _dsm_step, _train
+
+    cfg = hl.NeuralScore(width=16, depth=2, steps=131, batch=8)
+    assert _chunk(131, 8 * 14) == (128, 1) and _chunk(60, 64 * 40) == (60, 1) and _chunk(3000, 256 * 53) == (15, 200)
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((50, 2)), jnp.float32)
+    net = cfg.network(jax.random.key(1), 2)
+    key = jax.random.key(2)
+    lo, hi = math.log(0.1), math.log(4.0)
+    with jax.enable_x64(True):
+        fused, losses = _train(net, x, key, jnp.float64(lo), jnp.float64(hi), cfg)
+        step = _dsm_step(net, cfg)
+        inputs = jax.jit(lambda i: _dsm_inputs(key, i, x, cfg.batch, jnp.float32(lo), jnp.float32(hi), cfg.time_embedding))
+        update = jax.jit(step.update)
+        state, ref = step.init(), []
+        for i in range(cfg.steps):
+            feats, z = inputs(jnp.int64(i))
+            if i == 0:  # the flat step's loss is the loss of the equinox network itself
+                direct = jnp.mean((jax.vmap(net)(feats) - z) ** 2)
+            state, loss = update(state, feats, z)
+            ref.append(loss)
+        looped = step.network(state[1], cfg.steps)
+    np.testing.assert_allclose(float(ref[0]), float(direct), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(losses), np.asarray(ref), rtol=1e-4, atol=1e-6)
+    a, b = (np.concatenate([np.ravel(w) for w in jax.tree_util.tree_leaves(eqx.filter(m, eqx.is_array))])
+            for m in (fused, looped))
+    assert np.max(np.abs(a - b)) <= 1e-4 * np.max(np.abs(b))
+    assert not np.array_equal(a, np.concatenate([np.ravel(w) for w in jax.tree_util.tree_leaves(eqx.filter(net, eqx.is_array))]))
+
