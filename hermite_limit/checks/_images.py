@@ -153,9 +153,9 @@ def run_learned(key, data, alpha: float, t0: float, generations: int, n: int, le
     only what the image job needs: the energy spectrum of each generation's samples and its closed form.
 
     ``retrain`` also records sliced / marginal W2 to the closed-form generation and to the limit; for an
-    empirical law of N images those are mixtures of ``N (i + 1)`` (and, for the limit, about ``20 N``) point
-    masses pushed by the OU semigroup, and those records dominate the run (minutes per generation for the
-    digits). Here: for ``i = 0..N-1`` the training set is ``round(alpha n)`` fresh draws of ``p_data`` and the rest
+    empirical law of N images those are exact W2 against structured laws of ``N (i + 1)`` (and, for the limit,
+    about ``20 N``) pushed point masses, per slice and per coordinate, which cost more than a generation's
+    training and sampling at this size. Here: for ``i = 0..N-1`` the training set is ``round(alpha n)`` fresh draws of ``p_data`` and the rest
     drawn without replacement from the previous samples; ``learner.fit`` gives the score; :func:`reverse_sample`
     (Euler-Maruyama, uniform grid, start drawn from ``P_T`` of the training law) gives ``n`` samples. A
     non-finite sample stops the run with a RuntimeError naming the generation.

@@ -306,10 +306,9 @@ def retrain(
     n_terms = 1 if alpha >= 1.0 else (0 if alpha == 0.0 else math.ceil(math.log(LIMIT_TOL) / math.log1p(-alpha)))
     lim = limit_distribution(gm, alpha, t0, LIMIT_TOL) if (n_terms + 1) * gm.n_components <= MAX_LIMIT_COMPONENTS else None
     k_limit = jax.random.fold_in(k_dirs, 1)
-    W_all = jnp.concatenate([U, jnp.eye(d)])
     if lim is not None:
-        lim_pad = pad_mixture(lim.mixture, _bucket(lim.mixture.n_components))
-        limit_floor = _rms(projected_w2(lim_pad.sample(k_limit, min(n, n_record)), lim_pad, W_all)[: U.shape[0]])
+        lim_pad = _pad_exact(lim.law)  # empirical data: the structured law, never its N J explicit components
+        limit_floor = _rms(projected_w2(lim_pad.sample(k_limit, min(n, n_record)), lim_pad, U))
     else:
         limit_floor = float("nan")
 
@@ -382,7 +381,7 @@ def retrain(
         rms = np.sqrt(np.mean(np.asarray(h_prev) ** 2, axis=0))
         rec["hermite_allowance"][i][:, 1:] = np.sqrt(m[1:]) * rms[:, :order] * mbound[:, None]
         rec["sliced_w2_limit"][i] = (float("nan") if lim is None else
-                                     _rms(projected_w2(particles[:n_record], lim_pad, W_all)[: U.shape[0]]))
+                                     _rms(projected_w2(particles[:n_record], lim_pad, U)))
         rec["sliced_w2_limit_floor"][i] = limit_floor
         en = energy_spectrum(particles[: min(n, n_energy)], order, method="samples")
         rec["energy"][i], rec["energy_se"][i] = np.asarray(en.energies), np.asarray(en.errors)
