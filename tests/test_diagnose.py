@@ -104,7 +104,7 @@ def _replicates(data, alpha, t0, G, n, R, order, seed):
 
 def _coverage(data, alpha, t0, G, n, R, order, seed):
     A, C = _replicates(data, alpha, t0, G, n, R, order, seed)
-    fit = fit_replicates(A, C, order, data.dim)
+    fit = fit_replicates(A, C, order, data.dim, n=n)
     cover = np.abs(fit["theta"] - [alpha, t0]) <= stats.norm.ppf(0.975) * fit["se"]
     return cover.mean(0), fit
 
@@ -157,7 +157,7 @@ def test_bootstrap_and_asymptotic_errors_agree():
     # same estimator as the vectorised replicate fit
     A = d._internal["A"][None]
     C = d._internal["covs"][None]
-    f = fit_replicates(A, C, 4, 1, start=[0.5, 0.1])
+    f = fit_replicates(A, C, 4, 1, n=4000, start=[0.5, 0.1])
     np.testing.assert_allclose(f["theta"][0], [d.alpha, d.t0], rtol=1e-7)
     np.testing.assert_allclose(f["se"][0], [d.alpha_se, d.t0_se], rtol=1e-4)
     assert d.chi2 == pytest.approx(float(f["chi2"][0]), rel=1e-8)
