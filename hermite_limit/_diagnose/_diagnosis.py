@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.linalg as _sla
 from scipy import stats as _st
 
 from .._mixture import _check_key
@@ -521,7 +522,8 @@ def _per_order(fit, A, covs, mode_order, order, G, per_gen, sep) -> dict:
         for k in range(K):
             S = covs[k][np.ix_(sel, sel)]
             r = R[k, sel]
-            q += float(r @ np.linalg.solve(S, r))
+            q += float(r @ _sla.cho_solve(_sla.cho_factor(S, lower=True, check_finite=False), r,
+                                          check_finite=False))
             zs.append((r / np.sqrt(np.diag(S))).tolist())
         chi.append(q)
         dof.append(int((K - L) * sel.sum()))
