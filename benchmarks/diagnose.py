@@ -8,7 +8,8 @@ data (no separate data sample).
 
 Peer (``numpy_diagnose``): the same estimator written straightforwardly in numpy/scipy. Coefficient
 vectors and covariances from the (n, M) feature matrix, ``H.T @ H`` accumulated over chunks of 10^4 points;
-weights by ``np.linalg.inv``; the same start (the grid scored by the per-coefficient surrogate), the same
+weights ``(n - M - 2) / (n - 1)`` times ``np.linalg.inv`` of the covariance (unbiased precision); the same
+start (the grid scored by the per-coefficient surrogate), the same
 Levenberg-Marquardt iterations on the same exact Newton system (gradient and Hessian of the profile
 criterion from one Cholesky factorisation per point, ``scipy.linalg.cho_factor``); the same bootstrap
 (multinomial resampling of every set, one linearised Newton step per replicate), drawn with numpy's
@@ -178,7 +179,7 @@ def numpy_diagnose(gens, order: int, n_boot: int, seed: int = 0, chunk: int = 10
     mo = idx.sum(1)
     stats = [numpy_stats(x, idx, order) for x in gens]
     A = np.stack([m for m, _ in stats])
-    W = np.stack([np.linalg.inv(c) for _, c in stats])
+    W = np.stack([np.linalg.inv(c) * (x.shape[0] - c.shape[0] - 2) / (x.shape[0] - 1) for (_, c), x in zip(stats, gens)])
     W = 0.5 * (W + np.swapaxes(W, 1, 2))
     G = len(gens) - 1
     theta, q, H = numpy_fit(A, W, mo, G, order)

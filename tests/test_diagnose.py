@@ -104,7 +104,7 @@ def _replicates(data, alpha, t0, G, n, R, order, seed):
 
 def _coverage(data, alpha, t0, G, n, R, order, seed):
     A, C = _replicates(data, alpha, t0, G, n, R, order, seed)
-    fit = fit_replicates(A, C, order, data.dim)
+    fit = fit_replicates(A, C, order, data.dim, n=n)
     cover = np.abs(fit["theta"] - [alpha, t0]) <= stats.norm.ppf(0.975) * fit["se"]
     return cover.mean(0), fit
 
@@ -157,7 +157,7 @@ def test_bootstrap_and_asymptotic_errors_agree():
     # same estimator as the vectorised replicate fit
     A = d._internal["A"][None]
     C = d._internal["covs"][None]
-    f = fit_replicates(A, C, 4, 1, start=[0.5, 0.1])
+    f = fit_replicates(A, C, 4, 1, n=4000, start=[0.5, 0.1])
     np.testing.assert_allclose(f["theta"][0], [d.alpha, d.t0], rtol=1e-7)
     np.testing.assert_allclose(f["se"][0], [d.alpha_se, d.t0_se], rtol=1e-4)
     assert d.chi2 == pytest.approx(float(f["chi2"][0]), rel=1e-8)
@@ -341,3 +341,21 @@ def test_surrogate_start_reaches_the_exact_grid_minimum_and_one_step_tracks_refi
     move = np.linalg.norm(np.asarray(refit) - np.asarray(th)[None], axis=0)
     miss = np.linalg.norm(step - np.asarray(refit), axis=0)
     assert np.all(miss <= 0.15 * move), (miss, move)
+
+
+def test_per_order_chi2_equals_the_block_quadratic_forms():
+    # each order's block residual against its own covariance block, recomputed with a dense LU solve
+    from hermite_limit._diagnose._diagnosis import _fitted, _per_order
+
+    gens = _exact_generations(bimodal_1d(), 0.4, 0.15, 3, 1500, jax.random.key(8))
+    d = hl.diagnose(gens, order=3)
+    A, covs, fit = d._internal["A"], d._internal["covs"], d._internal["fit"]
+    mode_order = np.arange(1, 4)
+    _, fitted = _fitted(fit, mode_order, 3, len(gens) - 1, False, False)
+    R = A - fitted
+    for m in (1, 2, 3):
+        sel = mode_order == m
+        ref = sum(float(R[k, sel] @ np.linalg.solve(covs[k][np.ix_(sel, sel)], R[k, sel])) for k in range(len(A)))
+        got = _per_order(fit, A, covs, mode_order, 3, len(gens) - 1, False, False)["chi2"][m - 1]
+        assert got == pytest.approx(ref, rel=1e-10)
+        assert d.per_order["chi2"][m - 1] == pytest.approx(ref, rel=1e-5)

@@ -268,26 +268,40 @@ def _feature_values(xp, Vf, *, order: int):
 @x64
 def influence_draws(key, s: np.ndarray, n_boot: int) -> np.ndarray:
     """``n_boot`` draws of ``sum_j (c_j - 1) s_j / N``, ``c`` multinomial(N, 1/N) counts (resampling with
-    replacement); ``s`` (N, p). Returns (n_boot, p). Indices ``floor(u N / 2^32)`` from 32 random bits ``u``
-    each (non-uniformity below ``N / 2^32``, 2e-5 at N = 10^5)."""
+    replacement); ``s`` (N, p). Returns (n_boot, p).
+
+    Index ``j`` of replicate ``b`` is ``floor(u N / 2^32)`` with ``u`` the high 32 bits of the SplitMix64
+    output for the counter ``b N + j`` (seed: 64 bits drawn from ``key``); non-uniformity below
+    ``N / 2^32`` (2e-5 at N = 10^5). A counter-based hash fused into the gather: 2-3x faster on CPU than
+    drawing the 32-bit words with ``jax.random.bits`` (threefry), and SplitMix64 passes BigCrush, more than
+    a bootstrap needs."""
     s = jnp.asarray(s, dtype=jnp.float64)
     if s.shape[0] >= 2**32:
         raise ValueError(f"a sample set has {s.shape[0]} points; the bootstrap supports fewer than 2^32")
     return np.asarray(_influence_draws(key, s, n_boot=int(n_boot)))
 
 
+def _splitmix64(z):
+    z = z * jnp.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> jnp.uint64(30))) * jnp.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> jnp.uint64(27))) * jnp.uint64(0x94D049BB133111EB)
+    return z ^ (z >> jnp.uint64(31))
+
+
 @functools.partial(jax.jit, static_argnames=("n_boot",))
 def _influence_draws(key, s, *, n_boot: int):
     P = s.shape[0]
-    keys = jax.random.split(key, n_boot)
+    kd = jax.random.bits(key, (2,), jnp.uint32).astype(jnp.uint64)
+    seed = (kd[0] << jnp.uint64(32)) | kd[1]
     mean = s.mean(0)
+    j = jnp.arange(P, dtype=jnp.uint64)
 
-    def one(k):
-        u = jax.random.bits(k, (P,), jnp.uint32).astype(jnp.uint64)
-        i = ((u * jnp.uint64(P)) >> jnp.uint64(32)).astype(jnp.int64)
+    def one(b):
+        z = _splitmix64(seed + b.astype(jnp.uint64) * jnp.uint64(P) + j + jnp.uint64(1))
+        i = (((z >> jnp.uint64(32)) * jnp.uint64(P)) >> jnp.uint64(32)).astype(jnp.int64)
         return jnp.take(s, i, axis=0).mean(0) - mean
 
-    return jax.lax.map(one, keys, batch_size=min(n_boot, 8))
+    return jax.lax.map(one, jnp.arange(n_boot), batch_size=min(n_boot, 8))
 
 
 @x64
