@@ -156,6 +156,18 @@ class PushedCopies:
         collapsed = int(np.count_nonzero(np.asarray(self.rho) == 0.0))
         return self.n_points * (self.n_terms - collapsed) + collapsed
 
+    def term_table(self, order: int, xp=jnp):
+        """``T[m, l] = sum_k w_k rho_k^(m - 2l) beta_k^l`` for ``0 <= 2l <= m <= order`` (zero elsewhere, ``0^0 = 1``),
+        with ``beta_k = c_k - 1 + rho_k^2``: the term factor of the law's Hermite coefficients,
+        ``a_n = sum_l prod_i sqrt(n_i!) / (sqrt((n_i - 2 l_i)!) l_i! 2^l_i) T[|n|, |l|] a^pts_(n - 2l)``, where
+        ``a^pts`` are the weighted points' own coefficients. Shape ``(order + 1, order // 2 + 1)``; ``xp`` is
+        ``numpy`` for host work or ``jax.numpy`` (the default, traceable)."""
+        rho, w = xp.asarray(self.rho), xp.asarray(self.term_weights)
+        beta = xp.asarray(self.var) - 1.0 + rho * rho
+        zero = xp.zeros((), dtype=w.dtype)
+        return xp.stack([xp.stack([xp.sum(w * rho ** (m - 2 * l) * beta**l) if 2 * l <= m else zero
+                                   for l in range(order // 2 + 1)]) for m in range(order + 1)])
+
     cov_type = "iso"
 
     def __repr__(self) -> str:
@@ -514,15 +526,8 @@ def _hermite_values(law: PushedCopies, order: int):
     d = law.dim
     idx = graded_indices(order, d)
     a_pts, abs_pts, _ = weighted_sums(law.points, law.point_weights, order)
-    rho = np.asarray(law.rho)
-    beta = np.asarray(law.var) - 1.0 + rho * rho
-    w = np.asarray(law.term_weights)
-    # T[m, l] = sum_k w_k rho_k^{m-2l} beta_k^l  (0^0 = 1)
-    T = np.zeros((order + 1, order // 2 + 1))
-    for m in range(order + 1):
-        for l in range(m // 2 + 1):
-            T[m, l] = np.sum(w * rho ** (m - 2 * l) * beta**l)
-    if np.all(beta == 0.0):
+    T = law.term_table(order, xp=np)
+    if np.all(T[:, 1:] == 0.0):  # every beta_k = 0: no Gaussian smoothing beyond the push
         rows_n, rows_src, coef = np.arange(idx.shape[0]), np.arange(idx.shape[0]), T[idx.sum(axis=1), 0]
     else:
         half = graded_indices(order // 2, d)

@@ -81,7 +81,7 @@ def _pushed_hermite_marginals(law: PushedCopies, order: int):
     x = jnp.concatenate([law.points, jnp.zeros((pad, d))]).reshape(n_chunks, _CHUNK, d)
     v = jnp.concatenate([law.point_weights, jnp.zeros(pad)]).reshape(n_chunks, _CHUNK)
     a_pts = jax.lax.map(lambda c: jnp.einsum("n,ndk->dk", c[1], hermite_table(c[0], order)), (x, v)).sum(axis=0)
-    beta = law.var - 1.0 + law.rho**2
+    T = law.term_table(order)
     cols = []
     for n in range(order + 1):
         col = jnp.zeros(d)
@@ -90,8 +90,7 @@ def _pushed_hermite_marginals(law: PushedCopies, order: int):
             if i:
                 fact *= i
             coef = (math.factorial(n) / math.factorial(n - 2 * i)) ** 0.5 / (fact * 2.0**i)
-            T = jnp.sum(law.term_weights * law.rho ** (n - 2 * i) * beta**i)
-            col = col + coef * T * a_pts[:, n - 2 * i]
+            col = col + coef * T[n, i] * a_pts[:, n - 2 * i]
         cols.append(col)
     return jnp.stack(cols, axis=-1)
 
