@@ -46,6 +46,16 @@ _PSD_TOL = 1e-12
 _FAR_LIMIT = 1e300
 
 
+def _host_views(gm: "GaussianMixture") -> tuple:
+    """(weights, means, covs) of a law held by JAX as numpy views (zero-copy on CPU, read-only)."""
+    if not all(is_concrete(a) for a in gm._arrays):
+        raise ValueError(
+            "to_numpy needs concrete arrays; this mixture was built from traced arrays inside a JAX "
+            "transformation (call it outside jax.jit / vmap / grad)"
+        )
+    return tuple(np.asarray(a) for a in gm._arrays)
+
+
 @jax.tree_util.register_pytree_node_class
 class GaussianMixture:
     """Mixture ``sum_k weights[k] * N(means[k], S_k)`` in ``d`` dimensions.
@@ -137,16 +147,7 @@ class GaussianMixture:
         """(weights, means, covs) as read-only numpy arrays: the host arrays themselves, or cached host views."""
         if self._on_host:
             return self._arrays
-        host = self.__dict__.get("_host")
-        if host is None:
-            if not all(is_concrete(a) for a in self._arrays):
-                raise ValueError(
-                    "to_numpy needs concrete arrays; this mixture was built from traced arrays inside a JAX "
-                    "transformation (call it outside jax.jit / vmap / grad)"
-                )
-            host = tuple(np.asarray(a) for a in self._arrays)  # zero-copy views on CPU, read-only
-            object.__setattr__(self, "_host", host)
-        return host
+        return self._cached("_host", _host_views)
 
     def to_numpy(self) -> tuple:
         """``(weights, means, covs)`` as read-only float64 numpy arrays, shapes (K,), (K, d) and (K, d, d),

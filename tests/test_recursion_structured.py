@@ -168,6 +168,17 @@ def test_to_numpy_is_read_only_and_equals_the_device_arrays():
     for a, b in zip(gm.to_numpy(), (gm.weights, gm.means, gm.covs)):  # a law held by JAX: host views
         assert not a.flags.writeable and a.dtype == np.float64
         np.testing.assert_array_equal(a, np.asarray(b))
+    assert gm.to_numpy()[1] is gm.to_numpy()[1]  # the host views are made once and kept
+
+
+def test_to_numpy_inside_a_transformation_names_the_problem():
+    import jax
+
+    def f(m):
+        return hl.GaussianMixture(jax.numpy.ones(1), m[None, :], jax.numpy.ones((1, 2))).to_numpy()
+
+    with pytest.raises(ValueError, match="to_numpy needs concrete arrays"):
+        jax.jit(f)(jax.numpy.zeros(2))
 
 
 @settings(max_examples=200, deadline=None)
