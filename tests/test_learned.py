@@ -10,6 +10,7 @@ import math
 import jax
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import hermite_limit as hl
 from hermite_limit.checks._learned import check_learned_attenuation, check_learned_w2_ball
@@ -294,3 +295,39 @@ def test_fused_training_matches_a_step_by_step_loop():
     assert np.max(np.abs(a - b)) <= 1e-4 * np.max(np.abs(b))
     assert not np.array_equal(a, np.concatenate([np.ravel(w) for w in jax.tree_util.tree_leaves(eqx.filter(net, eqx.is_array))]))
 
+
+
+def test_drift_order_verdict_tells_reversals_from_ties():
+    from hermite_limit.checks._learned import drift_order_verdict
+
+    alphas, exact, slack, noise = [0.1, 0.5, 0.9], [0.31, 0.10, 0.065], [0.6, 0.3, 0.2], [0.01, 0.01, 0.01]
+    # the full run's ring-2d case: alpha 0.5 and 0.9 end 6e-4 apart, reversed inside the noise: a tie
+    v = drift_order_verdict(alphas, [0.328, 0.1193, 0.1199], exact, slack, noise)
+    assert v["same_order"] and v["within_ball"] and v["tied_pairs"] == [[0.5, 0.9]] and not v["misordered_pairs"]
+    # reversed by more than the two noise floors (0.05 > 0.02): the ordering fails and says which pair
+    v = drift_order_verdict(alphas, [0.33, 0.10, 0.15], exact, slack, noise)
+    assert not v["same_order"] and v["misordered_pairs"] == [[0.5, 0.9]]
+    # outside the W2 ball: caught by within_ball even when ordered
+    v = drift_order_verdict(alphas, [1.0, 0.10, 0.065], exact, slack, noise)
+    assert v["same_order"] and not v["within_ball"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(0.0, 2.0), min_size=2, max_size=5, unique=True), st.floats(0.0, 0.1), st.randoms())
+def test_drift_order_verdict_is_invariant_under_relabelling(exact, noise, rnd):
+    from hermite_limit.checks._learned import drift_order_verdict
+
+    k = len(exact)
+    learned = [e + rnd.uniform(-0.3, 0.3) for e in exact]
+    alphas = [0.1 * (i + 1) for i in range(k)]
+    v = drift_order_verdict(alphas, learned, exact, [1.0] * k, [noise] * k)
+    perm = list(range(k))
+    rnd.shuffle(perm)
+    w = drift_order_verdict([alphas[i] for i in perm], [learned[i] for i in perm], [exact[i] for i in perm],
+                            [1.0] * k, [noise] * k)
+    assert v["same_order"] == w["same_order"]
+    assert len(v["misordered_pairs"]) == len(w["misordered_pairs"])
+    # a reversal beyond the noise exists exactly when some pair's learned gap has the wrong sign by > 2 noise
+    brute = any((learned[i] - learned[j]) * np.sign(exact[i] - exact[j]) < -2 * noise
+                for i in range(k) for j in range(k) if i != j)
+    assert v["same_order"] == (not brute)
