@@ -1,8 +1,8 @@
 """Wall time of one learned generation, split into training and sampling.
 
-One generation of ``hl.retrain(..., learner=hl.NeuralScore())`` without its records, through the calls
-``retrain`` makes: the training set (``n`` draws of the seed law ``hl.datasets.seed_gmm10()``, d = 10: generation
-0), ``NeuralScore.fit`` (the DSM training run, one jitted scan; float32) and ``hl.reverse_sample`` driven by the
+One generation of ``hl.retrain(..., learner=hl.NeuralScore())`` without its records, through the body
+``retrain`` runs for each generation (``_one_generation``): the training set (``n`` draws of the seed law
+``hl.datasets.seed_gmm10()``, d = 10: generation 0), ``NeuralScore.fit`` (the DSM training run, one jitted scan; float32) and ``hl.reverse_sample`` driven by the
 trained network (Euler-Maruyama on a uniform grid of ``n_steps`` steps from ``T = 4`` down to ``t0 = 0.02``,
 ``n`` particles, the sampler's defaults as ``retrain`` uses them). Full size is the issue's figure: n = 10^5
 training samples and particles, 500 sampling steps, ``NeuralScore()`` at its defaults (width 64, depth 3,
@@ -21,12 +21,9 @@ import argparse
 import time
 
 import jax
-import jax.numpy as jnp
 
 import hermite_limit as hl
-from hermite_limit.sampling._learners import TrainingSet
-from hermite_limit.sampling._retrain import _bucket, _training_samples
-from hermite_limit.sampling._score import pad_mixture
+from hermite_limit.sampling._retrain import _one_generation
 
 from ._harness import TaskResult
 
@@ -45,26 +42,16 @@ def measure(size: str = "full") -> dict:
     n, n_steps, settings = SIZES[size]
     learner = hl.NeuralScore(**settings)
     data = hl.datasets.seed_gmm10()
-    with jax.enable_x64(True):
-        law = pad_mixture(data, _bucket(data.n_components))  # as retrain pads it
     out = {"n": n, "n_steps": n_steps, "learner": learner, "train": [], "sample": []}
     for seed in range(2):
         key = jax.random.key(seed)
         k_set, k_init, k_fit, k_sample = jax.random.split(key, 4)
         with jax.enable_x64(True):  # as retrain runs it
-            samples = jax.block_until_ready(_training_samples(k_set, data, None, ALPHA, n))
-        training = TrainingSet(0, data, ALPHA, T0, T, law, None, samples)
-        state = learner.init(k_init, data)
-        t = time.perf_counter()
-        learned = learner.fit(k_fit, training, state)
-        jax.block_until_ready(jax.tree_util.tree_leaves(learned.state))
-        out["train"].append(time.perf_counter() - t)
-        t = time.perf_counter()
-        x = hl.reverse_sample(k_sample, law, n, t0=T0, T=T, n_steps=n_steps, score=learned.score).particles
-        x = jax.block_until_ready(x)
-        out["sample"].append(time.perf_counter() - t)
-        if not bool(jnp.all(jnp.isfinite(x))):
-            raise RuntimeError("learned generation benchmark: non-finite particles")
+            state = learner.init(k_init, data)
+            step = _one_generation(0, (k_set, k_fit, k_sample), data, data, None, ALPHA, T0, T, n, n_steps, learner,
+                                   state, context="learned generation benchmark")
+        out["train"].append(step.fit_seconds)
+        out["sample"].append(step.sample_seconds)
     return out
 
 

@@ -161,16 +161,12 @@ def run_learned(key, data, alpha: float, t0: float, generations: int, n: int, le
     non-finite sample stops the run with a RuntimeError naming the generation.
     """
     import jax
-    import jax.numpy as jnp
     from tqdm.auto import tqdm
 
-    from .. import attenuation, energy_spectrum, mix
+    from .. import attenuation, energy_spectrum
     from .._mixture import empirical
-    from ..sampling._learners import TrainingSet
-    from ..sampling._retrain import _bucket, _training_samples
+    from ..sampling._retrain import _one_generation
     from ..sampling._reverse import DEFAULT_T
-    from ..sampling._score import pad_mixture
-    from .._precision import x64
 
     T = DEFAULT_T if T is None else float(T)
     m = np.arange(order + 1)
@@ -181,20 +177,12 @@ def run_learned(key, data, alpha: float, t0: float, generations: int, n: int, le
         model, particles = data, None
         out = {k: [] for k in ("energy", "energy_se", "energy_exact", "loss_curve", "fit_seconds", "sample_seconds")}
         for i in tqdm(range(generations), desc=f"learned images (alpha={alpha:g})", disable=not progress):
-            k_set, k_fit, k_sample = jax.random.split(jax.random.fold_in(key, i), 3)
-            q = mix(alpha, data, model) if alpha < 1.0 else data
-            q_pad = pad_mixture(q, _bucket(q.n_components))
-            samples = _training_samples(k_set, data, particles, alpha, n)
-            t = time.perf_counter()
-            learned = learner.fit(k_fit, TrainingSet(i, data, alpha, t0, T, q_pad, particles, samples), state)
-            jax.block_until_ready(jax.tree_util.tree_leaves(learned.state))
-            out["fit_seconds"].append(time.perf_counter() - t)
-            t = time.perf_counter()
-            new = x64(_sample)(k_sample, q_pad, n, t0, T, n_steps, learned.score)
-            out["sample_seconds"].append(time.perf_counter() - t)
-            if not bool(jnp.all(jnp.isfinite(new))):
-                raise RuntimeError(f"learned images: non-finite samples in generation {i} (alpha={alpha:g}); the run stops here")
-            particles, state = new, learned.state
+            keys = jax.random.split(jax.random.fold_in(key, i), 3)  # k_set, k_fit, k_sample
+            step = _one_generation(i, keys, data, model, particles, alpha, t0, T, n, n_steps, learner, state,
+                                   context=f"learned images (alpha={alpha:g})")
+            learned, particles, state = step.learned, step.particles, step.learned.state
+            out["fit_seconds"].append(step.fit_seconds)
+            out["sample_seconds"].append(step.sample_seconds)
             model = empirical(particles)
             en = energy_spectrum(particles[:n_energy], order, method="samples")
             out["energy"].append(np.asarray(en.energies))
@@ -205,12 +193,6 @@ def run_learned(key, data, alpha: float, t0: float, generations: int, n: int, le
                 callback(i, particles)
     return LearnedRun(np.array(out["energy"]), np.array(out["energy_se"]), np.array(out["energy_exact"]), lam**2 * e_data,
                       e_data, np.array(out["loss_curve"]), out["fit_seconds"], out["sample_seconds"], particles)
-
-
-def _sample(key, q, n, t0, T, n_steps, score):
-    from ..sampling import reverse_sample
-
-    return reverse_sample(key, q, n, t0=t0, T=T, n_steps=n_steps, score=score).particles
 
 
 def _filter(m, alpha: float, t0: float, i: int) -> np.ndarray:

@@ -7,6 +7,7 @@ import hashlib
 import json
 import math
 import os
+import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -350,25 +351,12 @@ def retrain(
         g_key = jax.random.fold_in(k_loop, i)
         k_sample, k_floor = jax.random.split(g_key)
         k_fit, k_set, k_eval, k_extra = jax.random.split(jax.random.fold_in(g_key, 7), 4)
-        q = mix(alpha, gm, model) if alpha < 1.0 else gm
-        K_q = _bucket(q.n_components)  # few distinct sizes: few compilations, little padding
-        q_pad = pad_mixture(q, K_q)
-        samples = _training_samples(k_set, gm, particles, alpha, n) if learner.needs_samples else None
-        training = TrainingSet(i, gm, alpha, t0, T, q_pad, particles, samples)
-        learned = learner.fit(k_fit, training, state)
-        state = learned.state
-        try:
-            new = reverse_sample(
-                k_sample, q_pad, n, t0=t0, T=T, n_steps=n_steps, method=method, grid=grid, init=init,
-                score=learned.score, score_error=errors[i], backend=backend,
-            ).particles
-        except ValueError as exc:  # the sampler refused the learned score or its output (non-finite, diverged)
-            raise RuntimeError(f"retrain: non-finite particles in generation {i} (learner {learner.name!r}): {exc}; "
-                               "the run stops here") from exc
-        if not bool(jnp.all(jnp.isfinite(new))):
-            raise RuntimeError(f"retrain: non-finite particles in generation {i} (reverse-SDE sampling, {n_steps} "
-                               f"steps, learner {learner.name!r}); the run stops here")
-        particles = new
+        step = _one_generation(i, (k_set, k_fit, k_sample), gm, model, particles, alpha, t0, T, n, n_steps, learner,
+                               state, score_error=errors[i], method=method, grid=grid, init=init, backend=backend)
+        learned, particles, state = step.learned, step.particles, step.learned.state
+        q_pad = step.training.law
+        K_q = q_pad.n_components
+        q = step.law
         exact = generation(gm, alpha, t0, i + 1)
         ideal = pad_mixture(_push(q, t0), K_q)
         c_exact = rho**m * (alpha + (1 - alpha) * c_exact)
@@ -400,7 +388,7 @@ def retrain(
                 rec["loss_curve"] = np.full((N, curve.size), np.nan)
                 loss_steps = np.asarray(learned.info.get("loss_steps", np.arange(curve.size)))
             rec["loss_curve"][i] = curve
-        model, state = learner.model(particles, training, state)
+        model, state = learner.model(particles, step.training, state)
         if ckpt is not None:
             _save_checkpoint(ckpt / CHECKPOINT, fingerprint, i + 1, rec, particles, model, state, loss_steps)
         if callback is not None:
@@ -412,6 +400,57 @@ def retrain(
         loss_steps=np.zeros(0, dtype=int) if loss_steps is None else np.asarray(loss_steps), **rec,
     )
     return RetrainResult(particles, model, records, learner.name, alpha, t0, learner, state)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Generation:
+    """What one generation of the retraining loop produced (see :func:`_one_generation`)."""
+
+    law: GaussianMixture  # the training law hat-q_i, unpadded
+    training: TrainingSet
+    learned: Any  # the learner's Learned: score, state, info
+    particles: jax.Array  # (n, d) samples of hat-p_{i+1}
+    fit_seconds: float
+    sample_seconds: float
+
+
+def _one_generation(i: int, keys, data: GaussianMixture, model, particles, alpha: float, t0: float, T: float, n: int,
+                    n_steps: int, learner, state, *, score_error=None, context: str = "retrain", **sampler) -> _Generation:
+    """Generation ``i`` of the retraining loop, the one body that :func:`retrain`, the digits job and the
+    learned-generation benchmark share.
+
+    The training law is ``hat-q_i = alpha p_data + (1 - alpha) model`` (``model`` is what the previous generation
+    left, ``p_data`` itself for ``i = 0``), zero-weight padded to a bucketed size; a learner that trains on samples
+    gets ``round(alpha n)`` fresh draws and ``n - round(alpha n)`` rows of ``particles`` (see
+    :func:`_training_samples`); ``learner.fit`` gives the score; :func:`reverse_sample` driven by it (plus
+    ``score_error``; sampler options in ``sampler``) gives ``n`` particles. ``keys = (k_set, k_fit, k_sample)``.
+    Training and sampling are timed apart (``fit_seconds``, ``sample_seconds``, each synchronised). A sampler
+    refusal or a non-finite particle raises RuntimeError naming ``context``, the generation and the learner.
+    """
+    k_set, k_fit, k_sample = keys
+    q = mix(alpha, data, model) if alpha < 1.0 else data
+    q_pad = pad_mixture(q, _bucket(q.n_components))  # few distinct sizes: few compilations, little padding
+    samples = _training_samples(k_set, data, particles, alpha, n) if learner.needs_samples else None
+    if samples is not None:
+        samples = jax.block_until_ready(samples)  # its draw is not part of fit_seconds
+    training = TrainingSet(i, data, alpha, t0, T, q_pad, particles, samples)
+    start = time.perf_counter()
+    learned = learner.fit(k_fit, training, state)
+    jax.block_until_ready(jax.tree_util.tree_leaves(learned.state))
+    fit_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    try:
+        new = reverse_sample(k_sample, q_pad, n, t0=t0, T=T, n_steps=n_steps, score=learned.score,
+                             score_error=score_error, **sampler).particles
+    except ValueError as exc:  # the sampler refused the learned score or its output (non-finite, diverged)
+        raise RuntimeError(f"{context}: non-finite particles in generation {i} (learner {learner.name!r}): {exc}; "
+                           "the run stops here") from exc
+    finite = bool(jnp.all(jnp.isfinite(new)))
+    sample_seconds = time.perf_counter() - start
+    if not finite:
+        raise RuntimeError(f"{context}: non-finite particles in generation {i} (reverse-SDE sampling, {n_steps} "
+                           f"steps, learner {learner.name!r}); the run stops here")
+    return _Generation(q, training, learned, new, fit_seconds, sample_seconds)
 
 
 class _Plus(eqx.Module):
