@@ -343,7 +343,7 @@ def test_float32_training_noise_and_time_features_match_references():
     from hermite_limit.sampling._learners import _normal32, _sincos32, _time_features
 
     normal = jax.jit(_normal32, static_argnums=1)
-    for seed, shape in [(0, (256, 10)), (1, (3, 7)), (2, (4096, 16))]:
+    for seed, shape in [(0, (256, 10)), (1, (3, 7)), (2, (1024, 16))]:
         key = jax.random.key(seed)
         ref = np.asarray(jax.random.normal(key, shape, jnp.float32), np.float64)
         got = np.asarray(normal(key, shape), np.float64)
@@ -360,7 +360,7 @@ def test_float32_training_noise_and_time_features_match_references():
                                jax.vmap(lambda k: jax.random.normal(k, (64, 3), jnp.float32))(keys), rtol=2e-5, atol=1e-6)
     rbg = jax.random.key(4, impl="rbg")  # not threefry: jax.random.normal itself
     np.testing.assert_array_equal(_normal32(rbg, (8, 2)), jax.random.normal(rbg, (8, 2), jnp.float32))
-    a = np.concatenate([np.linspace(-101.0, 101.0, 200_001), np.random.default_rng(0).uniform(-2.0**15, 2.0**15, 100_000)])
+    a = np.concatenate([np.linspace(-101.0, 101.0, 50_001), np.random.default_rng(0).uniform(-2.0**15, 2.0**15, 50_000)])
     a = a.astype(np.float32)
     s, c = jax.jit(_sincos32)(jnp.asarray(a))
     a64 = a.astype(np.float64)
