@@ -331,3 +331,45 @@ def test_drift_order_verdict_is_invariant_under_relabelling(exact, noise, rnd):
     brute = any((learned[i] - learned[j]) * np.sign(exact[i] - exact[j]) < -2 * noise
                 for i in range(k) for j in range(k) if i != j)
     assert v["same_order"] == (not brute)
+
+
+def test_float32_training_noise_and_time_features_match_references():
+    """The float32 fast paths of the DSM inputs against independent references: ``_normal32`` against
+    ``jax.random.normal`` (same key, the same draws to float32 rounding; other generators delegate), ``_sincos32``
+    against float64 numpy ``sin`` / ``cos``, and the float32 time features against the float64 ones."""
+    import jax.numpy as jnp
+    from scipy.special import erfinv
+
+    from hermite_limit.sampling._learners import _normal32, _sincos32, _time_features
+
+    normal = jax.jit(_normal32, static_argnums=1)
+    for seed, shape in [(0, (256, 10)), (1, (3, 7)), (2, (1024, 16))]:
+        key = jax.random.key(seed)
+        ref = np.asarray(jax.random.normal(key, shape, jnp.float32), np.float64)
+        got = np.asarray(normal(key, shape), np.float64)
+        assert got.shape == shape
+        # the same uniforms; jax.random.normal's log1p(-u^2) rounds u^2 first (6e-6 relative near |u| = 1)
+        np.testing.assert_allclose(got, ref, rtol=2e-5, atol=1e-6)
+        # against the exact map of those uniforms: sqrt(2) erfinv(u) in float64 (scipy), u as jax.random.uniform
+        bits = np.asarray(jax.random.bits(key, shape, jnp.uint32))
+        lo = np.nextafter(np.float32(-1.0), np.float32(0.0))
+        u = np.maximum(lo, (((bits >> 9) | 0x3F800000).view(np.float32) - np.float32(1.0)) * (np.float32(1.0) - lo) + lo)
+        np.testing.assert_allclose(got, math.sqrt(2.0) * erfinv(u.astype(np.float64)), rtol=1e-6, atol=1e-7)
+    keys = jax.random.split(jax.random.key(3), 5)  # batched keys, as the chunked draws call it
+    np.testing.assert_allclose(jax.vmap(lambda k: _normal32(k, (64, 3)))(keys),
+                               jax.vmap(lambda k: jax.random.normal(k, (64, 3), jnp.float32))(keys), rtol=2e-5, atol=1e-6)
+    rbg = jax.random.key(4, impl="rbg")  # not threefry: jax.random.normal itself
+    np.testing.assert_array_equal(_normal32(rbg, (8, 2)), jax.random.normal(rbg, (8, 2), jnp.float32))
+    a = np.concatenate([np.linspace(-101.0, 101.0, 50_001), np.random.default_rng(0).uniform(-2.0**15, 2.0**15, 50_000)])
+    a = a.astype(np.float32)
+    s, c = jax.jit(_sincos32)(jnp.asarray(a))
+    a64 = a.astype(np.float64)
+    assert np.max(np.abs(np.asarray(s, np.float64) - np.sin(a64))) < 1.5e-7
+    assert np.max(np.abs(np.asarray(c, np.float64) - np.cos(a64))) < 1.5e-7
+    t = np.geomspace(0.02, 5.0, 1001)
+    lo, hi = math.log(0.02), math.log(5.0)
+    with jax.enable_x64(True):
+        f32 = np.asarray(_time_features(jnp.asarray(t), lo, hi, 16, jnp.float32), np.float64)
+        f64 = np.asarray(_time_features(jnp.asarray(t), lo, hi, 16, jnp.float64))
+    assert f32.shape == f64.shape == (1001, 33)
+    assert np.max(np.abs(f32 - f64)) < 2e-5  # u rounded to float32 (angles up to 101: 101 x 6e-8) plus the sines

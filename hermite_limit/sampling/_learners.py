@@ -41,6 +41,7 @@ from jax.flatten_util import ravel_pytree
 
 from .._limit import generation
 from .._mixture import GaussianMixture, empirical
+from .._noise import _threefry_key_words, threefry2x32
 from .._precision import x64
 from ._refit import fit_gmm
 from ._score import mixture_score
@@ -216,11 +217,75 @@ class KDEScore:
 
 def _time_features(t, lo: float, hi: float, n_freq: int, dtype):
     """``[u, sin(pi f_k u), cos(pi f_k u)]``, ``u = (log t - log t_min) / (log T - log t_min)``, ``f_k`` geometric in
-    [1/2, 32]: shape ``t.shape + (2 n_freq + 1,)``."""
+    [1/2, 32]: shape ``t.shape + (2 n_freq + 1,)``. In float32 the sines and cosines are :func:`_sincos32` (to
+    1e-7 absolute, 7x faster than XLA's CPU ``sin`` and ``cos``); training and evaluation both come here."""
     u = ((jnp.log(t) - lo) / (hi - lo)).astype(dtype)
     f = jnp.asarray(np.pi * np.geomspace(0.5, 32.0, n_freq), dtype)
     ang = u[..., None] * f
-    return jnp.concatenate([u[..., None], jnp.sin(ang), jnp.cos(ang)], axis=-1)
+    sin, cos = _sincos32(ang) if ang.dtype == jnp.float32 else (jnp.sin(ang), jnp.cos(ang))
+    return jnp.concatenate([u[..., None], sin, cos], axis=-1)
+
+
+# sin r = r + r^3 P(r^2), cos r = 1 - r^2 / 2 + r^4 Q(r^2) on |r| <= pi / 4 (Cephes sinf / cosf minimax coefficients)
+_SIN32 = (-1.6666654611e-1, 8.3321608736e-3, -1.9515295891e-4)
+_COS32 = (4.166664568298827e-2, -1.388731625493765e-3, 2.443315711809948e-5)
+# pi / 2 in three parts, the first two with few enough bits that k * part is exact in float32 for |k| < 2^15
+_PIO2_32 = (1.5703125, 4.837512969970703125e-4, 7.54978995489188216e-8)
+
+
+def _sincos32(a):
+    """``(sin a, cos a)`` of float32 ``a`` by Cody-Waite reduction to ``r = a - k pi/2``, ``|r| <= pi/4``, and the
+    Cephes polynomials, rotated by the quadrant ``k mod 4``: within 1e-7 absolute for ``|a| < 2^15`` (the angles
+    here are below 101). One vectorised fusion, where XLA's CPU ``sin`` / ``cos`` run a scalar loop."""
+    f32 = np.float32
+    k = jnp.round(a * f32(2.0 / math.pi))
+    r = ((a - k * f32(_PIO2_32[0])) - k * f32(_PIO2_32[1])) - k * f32(_PIO2_32[2])
+    z = r * r
+    s = r + r * z * (f32(_SIN32[0]) + z * (f32(_SIN32[1]) + z * f32(_SIN32[2])))
+    c = f32(1.0) - f32(0.5) * z + z * z * (f32(_COS32[0]) + z * (f32(_COS32[1]) + z * f32(_COS32[2])))
+    q = k.astype(jnp.int32) & 3
+    sin = jnp.where(q == 0, s, jnp.where(q == 1, c, jnp.where(q == 2, -s, -c)))
+    cos = jnp.where(q == 0, c, jnp.where(q == 1, -s, jnp.where(q == 2, -c, s)))
+    return sin, cos
+
+
+# XLA's float32 erf_inv (Giles 2010): erfinv(x) = x P(w), w = -log(1 - x^2), P in w - 2.5 (w < 5) or sqrt(w) - 3
+_ERFINV_LT5 = (2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087, -0.00125372503,
+               -0.00417768164, 0.246640727, 1.50140941)
+_ERFINV_GE5 = (-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773, -0.0076224613,
+               0.00943887047, 1.00167406, 2.83297682)
+
+
+def _normal32(key, shape):
+    """``jax.random.normal(key, shape, float32)``'s draws, recomputed 6x faster on CPU (same key, same numbers to
+    6e-6 relative).
+
+    ``jax.random.normal`` is ``sqrt 2 erfinv(u)`` of a uniform ``u`` on ``(-1, 1)`` made from the threefry bits. Here
+    the bits are the same words (:func:`hermite_limit._noise.threefry2x32` unrolled, where JAX's CPU lowering loops
+    over memory), ``u`` is built exactly as ``jax.random.uniform`` builds it, and the polynomial is XLA's; only
+    ``1 - u^2`` is ``(1 - u)(1 + u)`` under a ``log`` instead of ``log1p(-u^2)``, whose CPU version is scalar and
+    was most of the cost. The result is within 3e-7 relative of ``sqrt 2 erfinv(u)`` of the same ``u`` (``jax.random
+    .normal`` within 6e-6: ``u^2`` is rounded before its ``log1p``). Keys of other generators go through
+    ``jax.random.normal``.
+    """
+    words = _threefry_key_words(key)
+    n = math.prod(shape)
+    if words is None or n >= 2**32 or not jax.config.jax_threefry_partitionable:
+        return jax.random.normal(key, shape, jnp.float32)
+    f32 = np.float32
+    low = jax.lax.iota(jnp.uint32, n)
+    b1, b2 = threefry2x32(words[0], words[1], jnp.zeros_like(low), low)  # jax.random.bits(key, shape, uint32)
+    bits = (b1 ^ b2).reshape(shape)
+    lo = np.nextafter(f32(-1.0), f32(0.0))
+    unit = jax.lax.bitcast_convert_type((bits >> np.uint32(9)) | np.uint32(0x3F800000), jnp.float32) - f32(1.0)
+    u = jnp.maximum(lo, unit * (f32(1.0) - lo) + lo)  # jax.random.uniform(key, shape, float32, lo, 1)
+    w = -jnp.log((f32(1.0) - u) * (f32(1.0) + u))
+    small = w < f32(5.0)
+    v = jnp.where(small, w - f32(2.5), jnp.sqrt(w) - f32(3.0))
+    p = jnp.where(small, f32(_ERFINV_LT5[0]), f32(_ERFINV_GE5[0]))
+    for a, b in zip(_ERFINV_LT5[1:], _ERFINV_GE5[1:]):
+        p = jnp.where(small, f32(a), f32(b)) + p * v
+    return f32(math.sqrt(2.0)) * (p * u)
 
 
 class NeuralScoreFunction(eqx.Module):
@@ -408,14 +473,14 @@ def _dsm_inputs(key, step, x, batch: int, log_lo, log_hi, n_freq: int):
     From ``fold_in(key, step)`` split in three: ``batch`` rows ``x_0`` of ``x`` drawn with replacement, ``log t``
     uniform on ``[log_lo, log_hi]``, ``z ~ N(0, I)``; the features are ``[x_t, time features of t]`` with ``x_t =
     rho x_0 + sigma z``. Depends on ``step`` only through the key, so ``vmap`` over steps draws the same numbers as
-    one call per step.
+    one call per step. In float32, ``z`` is :func:`_normal32` (the draws of ``jax.random.normal``, to 6e-6).
     """
     dtype = x.dtype
     n, d = x.shape
     k1, k2, k3 = jax.random.split(jax.random.fold_in(key, step), 3)
     x0 = x[jax.random.randint(k1, (batch,), 0, n)]
     t = jnp.exp(log_lo + (log_hi - log_lo) * jax.random.uniform(k2, (batch,), dtype))
-    z = jax.random.normal(k3, (batch, d), dtype)
+    z = _normal32(k3, (batch, d)) if dtype == jnp.float32 else jax.random.normal(k3, (batch, d), dtype)
     rho = jnp.exp(-t)
     sigma = jnp.sqrt(-jnp.expm1(-2.0 * t))
     feats = jnp.concatenate([rho[:, None] * x0 + sigma[:, None] * z, _time_features(t, log_lo, log_hi, n_freq, dtype)],
