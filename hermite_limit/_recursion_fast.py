@@ -12,6 +12,7 @@ which give exactly the deviation ``max(|c - v I|, |m|)`` that a full comparison 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -322,3 +323,157 @@ def _never_stationary(m: np.ndarray, S: np.ndarray, kind: str, rmin: float, var:
         diag = S if kind == "diag" else S[:, None]
     ok |= np.any(r2 * np.abs(diag - var) > 2.0**-40 * (var + np.abs(diag)), axis=1)
     return bool(ok.all())
+
+
+# -- the small one-source path: per-law constants kept on the law, per-size index columns cached ------------------
+#
+# At the sizes of interactive calls (a few thousand output entries) the cost of a law is the number of numpy
+# calls and the Python around them, not the flops. Here the terms are computed as (J, 1) columns (they then
+# broadcast against a law's (1, K * entries) rows without a view per product), the index columns ``k`` and
+# ``k - 1`` come from a cache keyed on the size alone, and what depends only on the data law (its rows, the
+# screens' summaries, the bytes per component) is computed once and kept on the law. Bitwise the values of
+# :func:`generation_terms` / :func:`series_terms` and :func:`structured_law`: the same operations on the same
+# operands, in the same order.
+
+# Index columns are cached up to this many terms (64 KiB per column pair at most; the cache holds 128 pairs).
+_COLUMN_CACHE_MAX = 4096
+
+
+def _readonly_columns(k: np.ndarray) -> tuple:
+    km1 = k - 1.0
+    k.setflags(write=False)
+    km1.setflags(write=False)
+    return k.reshape(-1, 1), km1.reshape(-1, 1)
+
+
+def _generation_columns_uncached(n: int) -> tuple:
+    k = np.arange(n, -1, -1, dtype=np.float64)
+    k[n] = n  # n, ..., 1, then the initial model's time n t0 (as generation_terms)
+    return _readonly_columns(k)
+
+
+def _series_columns_uncached(J: int) -> tuple:
+    return _readonly_columns(np.arange(1, J + 1, dtype=np.float64))
+
+
+_generation_columns_cached = functools.lru_cache(maxsize=128)(_generation_columns_uncached)
+_series_columns_cached = functools.lru_cache(maxsize=128)(_series_columns_uncached)
+
+
+def generation_columns(n: int) -> tuple:
+    """``(k, k - 1)`` as read-only (n + 1, 1) columns, ``k = n, ..., 1, n`` (the order of :func:`generation_terms`)."""
+    return _generation_columns_cached(n) if n <= _COLUMN_CACHE_MAX else _generation_columns_uncached(n)
+
+
+def series_columns(J: int) -> tuple:
+    """``(k, k - 1)`` as read-only (J, 1) columns, ``k = 1, ..., J`` (the series terms of the limit)."""
+    return _series_columns_cached(J) if J <= _COLUMN_CACHE_MAX else _series_columns_uncached(J)
+
+
+def law_plan(gm: GaussianMixture) -> tuple:
+    """Per-law constants of the small path, computed once and kept on the (immutable) law.
+
+    ``(K, d, per, tail, bytes_per_component, w_min, mean_min, weights, means_row, covs_row)``: ``per``
+    covariance entries per component, ``tail`` the covariance shape of one component, the smallest weight and
+    the smallest over components of ``max_i |m_ki|`` (the screens of :func:`structured_law`), and the host
+    arrays as a (K,) vector and (1, K d) / (1, K per) rows.
+    """
+    w, m, c = gm._host_arrays()
+    K, d = m.shape
+    per = c.size // K
+    w_min, mean_min = gm._cached("_recursion_summary", _summary)
+    return K, d, per, c.shape[1:], 8 * (1 + d + per), w_min, mean_min, w, m.reshape(1, K * d), c.reshape(1, K * per)
+
+
+def _screens_pass(gm: GaussianMixture, plan: tuple, rho_low: float, w_low: float, var: float) -> bool:
+    """The screens of :func:`structured_law` for one block: no zero weight, no push equal to ``N(0, var I)``."""
+    if not (w_low * plan[5] > 0.0):
+        return False
+    if rho_low * plan[6] > MERGE_SCALE:
+        return True
+    _, m, c = gm._host_arrays()
+    return _never_stationary(m, c, gm.cov_type, rho_low, var)
+
+
+def _write_covs(C: np.ndarray, rho2: np.ndarray, crow: np.ndarray, neg_c: np.ndarray, full: bool, K: int, d: int):
+    """``C = rho2 * covs - neg_c`` on the diagonal (all entries when not full); C is (J, K per)."""
+    np.multiply(rho2, crow, C)
+    if full:
+        diag = C.reshape(C.shape[0], K, d * d)[:, :, :: d + 1]
+        np.subtract(diag, neg_c[:, :, None], diag)
+    else:
+        np.subtract(C, neg_c, C)
+
+
+def small_generation(gm: GaussianMixture, t0: float, alpha: float, n: int):
+    """The n-th generation for ``p_0 = p_data``, a constant ``t0`` and a small law (below 1 MiB), or None.
+
+    The law of :func:`structured_law` on the single block of :func:`generation_terms` (bitwise), computed on
+    (n + 1, 1) columns. The caller has checked ``0 < alpha < 1``, ``t0 > 1e-12``, ``n t0 < 700``, ``n >= 1``
+    and that ``gm`` has a density; None means the output is not small or a screen declined (run the general
+    path).
+    """
+    plan = gm._cached("_small_plan", law_plan)
+    K, d, per, tail, bytes_per, _, _, gw, mrow, crow = plan
+    J = n + 1
+    if J * K * bytes_per >= _ALIGNED_FROM_BYTES:
+        return None
+    k, km1 = generation_columns(n)
+    x = k * -t0
+    rho = np.exp(x)
+    w = (1.0 - alpha) ** km1
+    w *= alpha
+    w[n, 0] = (1.0 - alpha) ** n
+    # rho^k and alpha (1-alpha)^{k-1} fall with k: the smallest entries are at k = n (rows 0 and n), halved
+    if not _screens_pass(gm, plan, 0.5 * rho.item(0), 0.5 * min(w.item(0), w.item(n)), 1.0):
+        return None
+    x += x
+    neg_c = np.expm1(x)
+    n_total = J * K
+    W = np.multiply(w, gw).reshape(n_total)
+    M = np.multiply(rho, mrow).reshape(n_total, d)
+    C = np.empty((J, K * per))
+    _write_covs(C, rho * rho, crow, neg_c, per > d, K, d)
+    return GaussianMixture._from_host(W, M, C.reshape((n_total,) + tail), density=True)
+
+
+def small_limit(gm: GaussianMixture, t0: float, alpha: float, J: int, stationary_mass: float, stationary_var: float):
+    """``sum_{k<=J} alpha (1-alpha)^{k-1} P_{k t0} gm + stationary_mass N(0, var I)`` for a small law, or None.
+
+    The law of :func:`structured_law` on the block of :func:`series_terms` (bitwise; ``c_k`` scaled by
+    ``var`` when ``var != 1``), computed on (J, 1) columns. None: not small, or a screen declined.
+    """
+    plan = gm._cached("_small_plan", law_plan)
+    K, d, per, tail, bytes_per, _, _, gw, mrow, crow = plan
+    extra = 1 if stationary_mass > 0 else 0  # the stationary component's row (none when its mass is 0)
+    n_total = J * K + extra
+    if n_total * bytes_per >= _ALIGNED_FROM_BYTES:
+        return None
+    k, km1 = series_columns(J)
+    x = k * -t0
+    rho = np.exp(x)
+    w = (1.0 - alpha) ** km1
+    w *= alpha
+    if not _screens_pass(gm, plan, 0.5 * rho.item(-1), 0.5 * w.item(-1), stationary_var):
+        return None
+    x += x
+    neg_c = np.expm1(x)
+    if stationary_var != 1.0:
+        neg_c *= stationary_var
+    W, M, C = np.empty(n_total), np.empty((n_total, d)), np.empty((n_total,) + tail)
+    end = J * K
+    np.multiply(w, gw, W[:end].reshape(J, K))
+    np.multiply(rho, mrow, M[:end].reshape(J, K * d))
+    full = per > d
+    _write_covs(C[:end].reshape(J, K * per), rho * rho, crow, neg_c, full, K, d)
+    if not extra:
+        return GaussianMixture._from_host(W, M, C, density=True)
+    W[-1] = stationary_mass
+    M[-1] = 0.0
+    if full:
+        last = C[-1].reshape(d * d)
+        last.fill(0.0)
+        last[:: d + 1] = stationary_var
+    else:
+        C[-1] = stationary_var
+    return GaussianMixture._from_host(W, M, C, density=True)
