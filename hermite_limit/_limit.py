@@ -211,8 +211,9 @@ def _limit_result(gm, mixture, alpha: float, t0: float, J: int, tail: float, mer
     q = (1.0 - alpha) * rho * rho
     tail_w2_sq = alpha * rho * rho * q**J / (1.0 - q)
     # a merged component is within 2^-60 of the stationary law in each mean and covariance entry
-    merged_w2_sq = 2.0 * gm.dim * _MERGE_RHO_SCALE**2 if merged else 0.0
-    w2_bound = math.sqrt(tail_w2_sq * (gm._cached("_second_moment", _second_moment) + gm.dim * c_inf) + merged_w2_sq)
+    d = gm.dim
+    merged_w2_sq = 2.0 * d * _MERGE_RHO_SCALE**2 if merged else 0.0
+    w2_bound = math.sqrt(tail_w2_sq * (gm._cached("_second_moment", _second_moment) + d * c_inf) + merged_w2_sq)
     return LimitDistribution(mixture, alpha, t0, J, tail, w2_bound, merged)
 
 

@@ -373,16 +373,23 @@ def series_columns(J: int) -> tuple:
 def law_plan(gm: GaussianMixture) -> tuple:
     """Per-law constants of the small path, computed once and kept on the (immutable) law.
 
-    ``(K, d, per, tail, bytes_per_component, w_min, mean_min, weights, means_row, covs_row)``: ``per``
-    covariance entries per component, ``tail`` the covariance shape of one component, the smallest weight and
-    the smallest over components of ``max_i |m_ki|`` (the screens of :func:`structured_law`), and the host
-    arrays as a (K,) vector and (1, K d) / (1, K per) rows.
+    ``(K, d, per, tail, bytes_per_component, w_min, mean_min, weights, means_row, covs_row, diag_mask, eye)``:
+    ``per`` covariance entries per component, ``tail`` the covariance shape of one component, the smallest
+    weight and the smallest over components of ``max_i |m_ki|`` (the screens of :func:`structured_law`), the
+    host arrays as a (K,) vector and (1, K d) / (1, K per) rows, and for full covariances a (1, K d^2) mask of
+    the diagonal entries and the identity (None otherwise).
     """
     w, m, c = gm._host_arrays()
     K, d = m.shape
     per = c.size // K
     w_min, mean_min = gm._cached("_recursion_summary", _summary)
-    return K, d, per, c.shape[1:], 8 * (1 + d + per), w_min, mean_min, w, m.reshape(1, K * d), c.reshape(1, K * per)
+    mask = eye = None
+    if per > d:
+        mask = np.zeros((1, K * per), dtype=bool)
+        mask.reshape(K, per)[:, :: d + 1] = True
+        eye = np.eye(d)
+    return (K, d, per, c.shape[1:], 8 * (1 + d + per), w_min, mean_min, w, m.reshape(1, K * d), c.reshape(1, K * per),
+            mask, eye)
 
 
 def _screens_pass(gm: GaussianMixture, plan: tuple, rho_low: float, w_low: float, var: float) -> bool:
@@ -395,14 +402,23 @@ def _screens_pass(gm: GaussianMixture, plan: tuple, rho_low: float, w_low: float
     return _never_stationary(m, c, gm.cov_type, rho_low, var)
 
 
-def _write_covs(C: np.ndarray, rho2: np.ndarray, crow: np.ndarray, neg_c: np.ndarray, full: bool, K: int, d: int):
-    """``C = rho2 * covs - neg_c`` on the diagonal (all entries when not full); C is (J, K per)."""
-    np.multiply(rho2, crow, C)
-    if full:
+# Full covariances of at most this many entries get ``c`` subtracted through a diagonal mask (one ufunc call);
+# larger ones through a strided view of the diagonals (a masked loop visits every entry, a view only d per d^2).
+_MASKED_DIAGONAL_MAX = 512
+
+
+def _write_covs(C, rho2: np.ndarray, crow: np.ndarray, neg_c: np.ndarray, mask, K: int, d: int) -> np.ndarray:
+    """``C = rho2 * covs - neg_c`` on the diagonal (all entries when ``mask`` is None, i.e. not full); C is
+    (J, K per), or None for a new array."""
+    C = np.multiply(rho2, crow, C)
+    if mask is not None and C.size <= _MASKED_DIAGONAL_MAX:
+        np.subtract(C, neg_c, C, where=mask)
+    elif mask is not None:
         diag = C.reshape(C.shape[0], K, d * d)[:, :, :: d + 1]
         np.subtract(diag, neg_c[:, :, None], diag)
     else:
         np.subtract(C, neg_c, C)
+    return C
 
 
 def small_generation(gm: GaussianMixture, t0: float, alpha: float, n: int):
@@ -414,26 +430,29 @@ def small_generation(gm: GaussianMixture, t0: float, alpha: float, n: int):
     path).
     """
     plan = gm._cached("_small_plan", law_plan)
-    K, d, per, tail, bytes_per, _, _, gw, mrow, crow = plan
+    K, d, per, tail, bytes_per, _, _, gw, mrow, crow, mask, eye = plan
     J = n + 1
     if J * K * bytes_per >= _ALIGNED_FROM_BYTES:
+        return None
+    # rho^k and alpha (1-alpha)^{k-1} fall with k: the smallest are at k = n (for the weights, the data term
+    # or the initial model's). Computed here by Python's math, within a few units of numpy's entries, and
+    # halved: lower bounds of every entry, known before any array is made
+    tail_w = (1.0 - alpha) ** n
+    w_low = 0.5 * min(alpha * (1.0 - alpha) ** (n - 1), tail_w)
+    if not _screens_pass(gm, plan, 0.5 * math.exp(n * -t0), w_low, 1.0):
         return None
     k, km1 = generation_columns(n)
     x = k * -t0
     rho = np.exp(x)
     w = (1.0 - alpha) ** km1
     w *= alpha
-    w[n, 0] = (1.0 - alpha) ** n
-    # rho^k and alpha (1-alpha)^{k-1} fall with k: the smallest entries are at k = n (rows 0 and n), halved
-    if not _screens_pass(gm, plan, 0.5 * rho.item(0), 0.5 * min(w.item(0), w.item(n)), 1.0):
-        return None
+    w[n, 0] = tail_w
     x += x
     neg_c = np.expm1(x)
     n_total = J * K
     W = np.multiply(w, gw).reshape(n_total)
     M = np.multiply(rho, mrow).reshape(n_total, d)
-    C = np.empty((J, K * per))
-    _write_covs(C, rho * rho, crow, neg_c, per > d, K, d)
+    C = _write_covs(None, rho * rho, crow, neg_c, mask, K, d)
     return GaussianMixture._from_host(W, M, C.reshape((n_total,) + tail), density=True)
 
 
@@ -444,18 +463,19 @@ def small_limit(gm: GaussianMixture, t0: float, alpha: float, J: int, stationary
     ``var`` when ``var != 1``), computed on (J, 1) columns. None: not small, or a screen declined.
     """
     plan = gm._cached("_small_plan", law_plan)
-    K, d, per, tail, bytes_per, _, _, gw, mrow, crow = plan
+    K, d, per, tail, bytes_per, _, _, gw, mrow, crow, mask, eye = plan
     extra = 1 if stationary_mass > 0 else 0  # the stationary component's row (none when its mass is 0)
     n_total = J * K + extra
     if n_total * bytes_per >= _ALIGNED_FROM_BYTES:
+        return None
+    # the smallest rho^k and weight are at k = J: by Python's math, halved (lower bounds, as above)
+    if not _screens_pass(gm, plan, 0.5 * math.exp(J * -t0), 0.5 * alpha * (1.0 - alpha) ** (J - 1), stationary_var):
         return None
     k, km1 = series_columns(J)
     x = k * -t0
     rho = np.exp(x)
     w = (1.0 - alpha) ** km1
     w *= alpha
-    if not _screens_pass(gm, plan, 0.5 * rho.item(-1), 0.5 * w.item(-1), stationary_var):
-        return None
     x += x
     neg_c = np.expm1(x)
     if stationary_var != 1.0:
@@ -464,16 +484,10 @@ def small_limit(gm: GaussianMixture, t0: float, alpha: float, J: int, stationary
     end = J * K
     np.multiply(w, gw, W[:end].reshape(J, K))
     np.multiply(rho, mrow, M[:end].reshape(J, K * d))
-    full = per > d
-    _write_covs(C[:end].reshape(J, K * per), rho * rho, crow, neg_c, full, K, d)
+    _write_covs(C[:end].reshape(J, K * per), rho * rho, crow, neg_c, mask, K, d)
     if not extra:
         return GaussianMixture._from_host(W, M, C, density=True)
     W[-1] = stationary_mass
     M[-1] = 0.0
-    if full:
-        last = C[-1].reshape(d * d)
-        last.fill(0.0)
-        last[:: d + 1] = stationary_var
-    else:
-        C[-1] = stationary_var
+    C[-1] = stationary_var if eye is None else (eye if stationary_var == 1.0 else stationary_var * eye)
     return GaussianMixture._from_host(W, M, C, density=True)
