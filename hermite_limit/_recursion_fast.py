@@ -208,15 +208,15 @@ def _summary(gm: GaussianMixture) -> tuple:
     return float(w.min()), float(np.abs(m).max(axis=1).min())
 
 
-def structured_law(blocks, stationary_mass: float = 0.0, stationary_var: float = 1.0, *, block_bytes: int = 1 << 19):
+def structured_law(blocks, stationary_mass: float = 0.0, stationary_var: float = 1.0, *, block_bytes: int = 1 << 20):
     """``sum_blocks sum_j w_j law(rho_j X + sqrt(c_j) Z) + stationary_mass N(0, var I)`` in one write, or None.
 
     The fast path of :func:`assemble` for the common case. ``blocks`` is a list of
     ``(gm, rho, rho2, neg_c, w, rho_low, w_low)``: mixtures with densities sharing one covariance structure,
     ``rho2 = rho^2``, ``neg_c = -c <= 0``, and lower bounds ``rho_low <= min rho``, ``w_low <= min w``.
     Component ``(j, k)`` is ``N(rho_j m_k, rho2_j S_k - neg_c_j I)`` of weight ``w_j w_k``, written
-    straight into the output (covariances term by term in chunks of about ``block_bytes``, so the diagonal
-    update finds them in cache). The weights are not renormalised: they sum to 1 within a few units in the
+    straight into the output (covariances term by term in chunks of about ``block_bytes``, 1 MiB, one core's
+    L2 on the machine measured, so the diagonal update finds them in cache). The weights are not renormalised: they sum to 1 within a few units in the
     last place, as the terms' weights and the mixtures' do (every entry has a relative error of a few
     units, all are positive, and the exact sum is 1).
 
@@ -278,16 +278,14 @@ def structured_law(blocks, stationary_mass: float = 0.0, stationary_var: float =
             np.subtract(block, neg_c[:, None], block)
         elif 8 * J * per_term <= block_bytes:
             np.multiply(rho2[:, None], gcovs.reshape(1, per_term), block)
-            diag = block.reshape(J, K, d * d)[:, :, :: d + 1]
-            np.subtract(diag, neg_c[:, None, None], diag)
+            _subtract_on_diagonals(block, neg_c, K, d)
         else:  # in chunks of terms that stay in cache for the diagonal update
             step = max(1, block_bytes // (8 * per_term))
             flat = gcovs.reshape(1, per_term)
             for a in range(0, J, step):
                 b = min(a + step, J)
                 np.multiply(rho2[a:b, None], flat, block[a:b])
-                diag = block[a:b].reshape(b - a, K, d * d)[:, :, :: d + 1]
-                np.subtract(diag, neg_c[a:b, None, None], diag)
+                _subtract_on_diagonals(block[a:b], neg_c[a:b], K, d)
         off = end
     if stationary_mass > 0:
         W[-1] = stationary_mass
@@ -299,6 +297,27 @@ def structured_law(blocks, stationary_mass: float = 0.0, stationary_var: float =
         else:
             C[-1] = stationary_var
     return GaussianMixture._from_host(W, M, C, density=True)
+
+
+# Below this many components the diagonals are updated through one (J, K, d) strided view; from it, through
+# d views of J K entries each (one diagonal position of every component, the term's value repeated over its
+# K components): numpy's loops then run over J K entries instead of d (1.3-2.2x faster from a few hundred
+# components, measured on (J, K) = (201, 10), (2, 1000), (51, 100) with d = 10).
+_PER_POSITION_FROM = 256
+
+
+def _subtract_on_diagonals(C: np.ndarray, neg_c: np.ndarray, K: int, d: int) -> None:
+    """In place: subtract ``neg_c[j]`` from every diagonal entry of the J K covariances of ``C`` (J, K d^2)."""
+    J = C.shape[0]
+    if J * K < _PER_POSITION_FROM:
+        diag = C.reshape(J, K, d * d)[:, :, :: d + 1]
+        np.subtract(diag, neg_c.reshape(J, 1, 1), diag)
+        return
+    rows = C.reshape(J * K, d * d)
+    per_row = np.repeat(neg_c.reshape(J), K)
+    for i in range(0, d * d, d + 1):
+        col = rows[:, i]
+        np.subtract(col, per_row, col)
 
 
 def _never_stationary(m: np.ndarray, S: np.ndarray, kind: str, rmin: float, var: float) -> bool:
@@ -414,8 +433,7 @@ def _write_covs(C, rho2: np.ndarray, crow: np.ndarray, neg_c: np.ndarray, mask, 
     if mask is not None and C.size <= _MASKED_DIAGONAL_MAX:
         np.subtract(C, neg_c, C, where=mask)
     elif mask is not None:
-        diag = C.reshape(C.shape[0], K, d * d)[:, :, :: d + 1]
-        np.subtract(diag, neg_c[:, :, None], diag)
+        _subtract_on_diagonals(C, neg_c, K, d)
     else:
         np.subtract(C, neg_c, C)
     return C

@@ -269,3 +269,19 @@ def test_small_path_declines_what_it_cannot_prove():
     ref = structured_law([(big, rho, rho2, neg_c, w, 0.5 * rho.item(0), 0.5 * min(w.item(0), w.item(10)))])
     for a, b in zip(law.to_numpy(), ref.to_numpy()):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("J,K,d", [(3, 4, 3), (2, 200, 2), (40, 10, 4), (1, 300, 1)])
+def test_subtract_on_diagonals_both_layouts(J, K, d):
+    """Both loop layouts (below and above _PER_POSITION_FROM components) equal the entry-by-entry update."""
+    from hermite_limit._recursion_fast import _subtract_on_diagonals
+
+    rng = np.random.default_rng(J * K * d)
+    C, neg = rng.standard_normal((J, K * d * d)), rng.standard_normal(J)
+    ref = C.copy().reshape(J, K, d, d)
+    for j in range(J):
+        for k in range(K):
+            for i in range(d):
+                ref[j, k, i, i] -= neg[j]
+    _subtract_on_diagonals(C, neg, K, d)
+    np.testing.assert_array_equal(C, ref.reshape(J, K * d * d))
