@@ -45,6 +45,41 @@ def time_fn(fn: Callable[[], Any], repeats: int = 3, warmup: int = 0) -> tuple[f
     return first, best, out
 
 
+def time_pair(ours: Callable[[], Any], peer: Callable[[], Any], repeats: int = 3,
+              warmup: int = 0) -> tuple[float, float, Any, float, Any]:
+    """Time two implementations of one task fairly: ``(our first-call s, our best s, our result, peer best s,
+    peer result)``.
+
+    Each side's first call is made (ours timed: its excess over the steady state is the compile time), then
+    ``warmup`` untimed calls of each, then ``repeats`` rounds of one timed call of ours followed by one of the
+    peer's (ABAB...), with GC disabled throughout; each side's figure is its fastest call, as
+    :func:`time_fn`'s. Alternating puts both sides under the same cache, allocator and machine-load state,
+    where timing one side fully and then the other lets whatever ran before (or a burst of load) favour one.
+    """
+    t0 = time.perf_counter()
+    out = block(ours())
+    first = time.perf_counter() - t0
+    out_peer = block(peer())
+    best, best_peer = float("inf"), float("inf")
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(warmup):
+            block(ours())
+            block(peer())
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            out = block(ours())
+            t1 = time.perf_counter()
+            out_peer = block(peer())
+            t2 = time.perf_counter()
+            best, best_peer = min(best, t1 - t0), min(best_peer, t2 - t1)
+    finally:
+        if enabled:
+            gc.enable()
+    return first, best, out, best_peer, out_peer
+
+
 @dataclasses.dataclass
 class TaskResult:
     """One row of the benchmark table: ours against one peer on one task."""

@@ -23,6 +23,7 @@ import numpy as np
 from ._mixture import COV_TYPES, GaussianMixture, as_mixture
 from ._pushed import PushedCopies
 from ._recursion_fast import assemble as _assemble_fast, constant_schedule_terms, generation_terms, series_terms, structured_law
+from ._recursion_fast import small_generation, small_limit
 from ._time import schedule_times
 from ._validation import PY_ITERATION_COST, WORK_BUDGET, check_alpha, check_positive_int, check_time, check_tolerance, check_work, format_bytes, is_concrete
 
@@ -166,6 +167,16 @@ def limit_distribution(
     >>> lim.n_terms, lim.tail_mass <= 1e-12
     (40, True)
     """
+    if (type(alpha) is float and type(t0) is float and type(tol) is float and synthetic_fraction is None
+            and kde_bandwidth is None and type(data) is GaussianMixture and data._density is True
+            and 0.0 < alpha < 1.0 and 0.0 < t0 < math.inf and 0.0 < tol < 1.0):
+        # the common call, valid by its exact types and ranges (they imply every check below): a small law
+        # (below 1 MiB, so within the size limits) comes straight from the one-source path
+        J = max(1, math.ceil(math.log(tol) / math.log1p(-alpha)))
+        tail = (1.0 - alpha) ** J
+        mixture = small_limit(data, t0, alpha, J, tail, 1.0)
+        if mixture is not None:
+            return _limit_result(data, mixture, alpha, t0, J, tail, 0, 1.0)
     gm = as_mixture(data, "data")
     alpha = _resolve_alpha(alpha, synthetic_fraction)
     t0 = check_time(t0, "t0")
@@ -183,8 +194,32 @@ def limit_distribution(
         raise ValueError(f"the requested law needs {J + 1:,} series terms (more than {_MAX_COMPONENTS:,}); raise tol or alpha")
     if not points:
         _check_size((J + 1) * gm.n_components, gm)
-    k = np.arange(1, J + 1, dtype=np.float64)
     tail = (1.0 - alpha) ** J
+    # a small law in one pass over (J, 1) columns with per-law constants kept on the law (None: not small,
+    # or a screen declined)
+    mixture = None if points else small_limit(gm, t0, alpha, J, tail, c_inf)
+    merged = 0
+    if mixture is None:
+        mixture, merged = _limit_law(gm, points, t0, alpha, J, tail, c_inf)
+    return _limit_result(gm, mixture, alpha, t0, J, tail, merged, c_inf)
+
+
+def _limit_result(gm, mixture, alpha: float, t0: float, J: int, tail: float, merged: int, c_inf: float) -> LimitDistribution:
+    """The limit with its diagnostics: the W2 bound of the dropped tail and of the merged components."""
+    rho = math.exp(-t0)
+    # W2^2(term k, N(0, c_inf I)) <= rho^{2k} (E|X|^2 + d c_inf) (couple rho^k X + sqrt(c_k) Z with sqrt(c_inf) Z)
+    q = (1.0 - alpha) * rho * rho
+    tail_w2_sq = alpha * rho * rho * q**J / (1.0 - q)
+    # a merged component is within 2^-60 of the stationary law in each mean and covariance entry
+    d = gm.dim
+    merged_w2_sq = 2.0 * d * _MERGE_RHO_SCALE**2 if merged else 0.0
+    w2_bound = math.sqrt(tail_w2_sq * (gm._cached("_second_moment", _second_moment) + d * c_inf) + merged_w2_sq)
+    return LimitDistribution(mixture, alpha, t0, J, tail, w2_bound, merged)
+
+
+def _limit_law(gm, points: bool, t0: float, alpha: float, J: int, tail: float, c_inf: float):
+    """(law, merged components) of the truncated limit: structured writer, else the general assembly."""
+    k = np.arange(1, J + 1, dtype=np.float64)
     rho_k, rho2_k, neg_c, weights = series_terms(k, t0, alpha)
     if c_inf != 1.0:
         neg_c *= c_inf  # c_k = c_inf (1 - rho^{2k})
@@ -201,13 +236,7 @@ def limit_distribution(
                 mixture, merged = _pushed(gm, rho_k, c_k, weights, tail, c_inf)
         else:
             mixture, merged = _assemble_fast([(gm, rho_k, c_k, weights)], tail, c_inf)
-    # W2^2(term k, N(0, c_inf I)) <= rho^{2k} (E|X|^2 + d c_inf) (couple rho^k X + sqrt(c_k) Z with sqrt(c_inf) Z)
-    q = (1.0 - alpha) * rho * rho
-    tail_w2_sq = alpha * rho * rho * q**J / (1.0 - q)
-    # a merged component is within 2^-60 of the stationary law in each mean and covariance entry
-    merged_w2_sq = 2.0 * gm.dim * _MERGE_RHO_SCALE**2 if merged else 0.0
-    w2_bound = math.sqrt(tail_w2_sq * (gm._cached("_second_moment", _second_moment) + gm.dim * c_inf) + merged_w2_sq)
-    return LimitDistribution(mixture, alpha, t0, J, tail, w2_bound, merged)
+    return mixture, merged
 
 
 def generation(
@@ -266,6 +295,14 @@ def generation(
     >>> round(float(p2.mean()[0]), 12)  # 3 (0.5 e^-0.1 + 0.25 e^-0.2 + 0.25 e^-0.2)
     2.585746216962
     """
+    if (type(schedule) is float and type(alpha) is float and type(n) is int and init is None and scheme == "fresh"
+            and synthetic_fraction is None and kde_bandwidth is None and type(data) is GaussianMixture
+            and 0.0 < alpha < 1.0 and 1e-12 < schedule and 0 < n and n * schedule < 700.0 and data._density is True):
+        # the common call, valid by its exact types and ranges (they imply every check below; a small law has
+        # n < 2^17, far inside the work budget): a small law comes straight from the one-source path
+        law = small_generation(data, schedule, alpha, n)
+        if law is not None:
+            return law
     gm = as_mixture(data, "data")
     if scheme not in SCHEMES:
         raise ValueError(f"scheme must be one of {SCHEMES}; got scheme={scheme!r}")
@@ -305,6 +342,12 @@ def generation(
         t0 = float(times[0])
     if scheme == "fresh" and h2 == 0.0 and n > 0 and t0 is not None:
         if 0.0 < alpha < 1.0 and t0 > 1e-12 and n * t0 < 700.0 and gm._density is True and p0._density is True:
+            if p0 is gm:
+                # a small law: one pass over (n + 1, 1) columns, per-law constants kept on the law (the size
+                # check is implied: small means below 1 MiB)
+                law = small_generation(gm, t0, alpha, n)
+                if law is not None:
+                    return law
             # the closed-form terms written in one pass (both sources at once when p_0 = p_data)
             K = gm.n_components
             _check_size(n * K + (K if p0 is gm else p0.n_components), gm)

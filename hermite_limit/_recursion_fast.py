@@ -12,6 +12,7 @@ which give exactly the deviation ``max(|c - v I|, |m|)`` that a full comparison 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -207,15 +208,15 @@ def _summary(gm: GaussianMixture) -> tuple:
     return float(w.min()), float(np.abs(m).max(axis=1).min())
 
 
-def structured_law(blocks, stationary_mass: float = 0.0, stationary_var: float = 1.0, *, block_bytes: int = 1 << 19):
+def structured_law(blocks, stationary_mass: float = 0.0, stationary_var: float = 1.0, *, block_bytes: int = 1 << 20):
     """``sum_blocks sum_j w_j law(rho_j X + sqrt(c_j) Z) + stationary_mass N(0, var I)`` in one write, or None.
 
     The fast path of :func:`assemble` for the common case. ``blocks`` is a list of
     ``(gm, rho, rho2, neg_c, w, rho_low, w_low)``: mixtures with densities sharing one covariance structure,
     ``rho2 = rho^2``, ``neg_c = -c <= 0``, and lower bounds ``rho_low <= min rho``, ``w_low <= min w``.
     Component ``(j, k)`` is ``N(rho_j m_k, rho2_j S_k - neg_c_j I)`` of weight ``w_j w_k``, written
-    straight into the output (covariances term by term in chunks of about ``block_bytes``, so the diagonal
-    update finds them in cache). The weights are not renormalised: they sum to 1 within a few units in the
+    straight into the output (covariances term by term in chunks of about ``block_bytes``, 1 MiB, one core's
+    L2 on the machine measured, so the diagonal update finds them in cache). The weights are not renormalised: they sum to 1 within a few units in the
     last place, as the terms' weights and the mixtures' do (every entry has a relative error of a few
     units, all are positive, and the exact sum is 1).
 
@@ -277,16 +278,14 @@ def structured_law(blocks, stationary_mass: float = 0.0, stationary_var: float =
             np.subtract(block, neg_c[:, None], block)
         elif 8 * J * per_term <= block_bytes:
             np.multiply(rho2[:, None], gcovs.reshape(1, per_term), block)
-            diag = block.reshape(J, K, d * d)[:, :, :: d + 1]
-            np.subtract(diag, neg_c[:, None, None], diag)
+            _subtract_on_diagonals(block, neg_c, K, d)
         else:  # in chunks of terms that stay in cache for the diagonal update
             step = max(1, block_bytes // (8 * per_term))
             flat = gcovs.reshape(1, per_term)
             for a in range(0, J, step):
                 b = min(a + step, J)
                 np.multiply(rho2[a:b, None], flat, block[a:b])
-                diag = block[a:b].reshape(b - a, K, d * d)[:, :, :: d + 1]
-                np.subtract(diag, neg_c[a:b, None, None], diag)
+                _subtract_on_diagonals(block[a:b], neg_c[a:b], K, d)
         off = end
     if stationary_mass > 0:
         W[-1] = stationary_mass
@@ -298,6 +297,27 @@ def structured_law(blocks, stationary_mass: float = 0.0, stationary_var: float =
         else:
             C[-1] = stationary_var
     return GaussianMixture._from_host(W, M, C, density=True)
+
+
+# Below this many components the diagonals are updated through one (J, K, d) strided view; from it, through
+# d views of J K entries each (one diagonal position of every component, the term's value repeated over its
+# K components): numpy's loops then run over J K entries instead of d (1.3-2.2x faster from a few hundred
+# components, measured on (J, K) = (201, 10), (2, 1000), (51, 100) with d = 10).
+_PER_POSITION_FROM = 256
+
+
+def _subtract_on_diagonals(C: np.ndarray, neg_c: np.ndarray, K: int, d: int) -> None:
+    """In place: subtract ``neg_c[j]`` from every diagonal entry of the J K covariances of ``C`` (J, K d^2)."""
+    J = C.shape[0]
+    if J * K < _PER_POSITION_FROM:
+        diag = C.reshape(J, K, d * d)[:, :, :: d + 1]
+        np.subtract(diag, neg_c.reshape(J, 1, 1), diag)
+        return
+    rows = C.reshape(J * K, d * d)
+    per_row = np.repeat(neg_c.reshape(J), K)
+    for i in range(0, d * d, d + 1):
+        col = rows[:, i]
+        np.subtract(col, per_row, col)
 
 
 def _never_stationary(m: np.ndarray, S: np.ndarray, kind: str, rmin: float, var: float) -> bool:
@@ -322,3 +342,170 @@ def _never_stationary(m: np.ndarray, S: np.ndarray, kind: str, rmin: float, var:
         diag = S if kind == "diag" else S[:, None]
     ok |= np.any(r2 * np.abs(diag - var) > 2.0**-40 * (var + np.abs(diag)), axis=1)
     return bool(ok.all())
+
+
+# -- the small one-source path: per-law constants kept on the law, per-size index columns cached ------------------
+#
+# At the sizes of interactive calls (a few thousand output entries) the cost of a law is the number of numpy
+# calls and the Python around them, not the flops. Here the terms are computed as (J, 1) columns (they then
+# broadcast against a law's (1, K * entries) rows without a view per product), the index columns ``k`` and
+# ``k - 1`` come from a cache keyed on the size alone, and what depends only on the data law (its rows, the
+# screens' summaries, the bytes per component) is computed once and kept on the law. Bitwise the values of
+# :func:`generation_terms` / :func:`series_terms` and :func:`structured_law`: the same operations on the same
+# operands, in the same order.
+
+# Index columns are cached up to this many terms (64 KiB per column pair at most; the cache holds 128 pairs).
+_COLUMN_CACHE_MAX = 4096
+
+
+def _readonly_columns(k: np.ndarray) -> tuple:
+    km1 = k - 1.0
+    k.setflags(write=False)
+    km1.setflags(write=False)
+    return k.reshape(-1, 1), km1.reshape(-1, 1)
+
+
+def _generation_columns_uncached(n: int) -> tuple:
+    k = np.arange(n, -1, -1, dtype=np.float64)
+    k[n] = n  # n, ..., 1, then the initial model's time n t0 (as generation_terms)
+    return _readonly_columns(k)
+
+
+def _series_columns_uncached(J: int) -> tuple:
+    return _readonly_columns(np.arange(1, J + 1, dtype=np.float64))
+
+
+_generation_columns_cached = functools.lru_cache(maxsize=128)(_generation_columns_uncached)
+_series_columns_cached = functools.lru_cache(maxsize=128)(_series_columns_uncached)
+
+
+def generation_columns(n: int) -> tuple:
+    """``(k, k - 1)`` as read-only (n + 1, 1) columns, ``k = n, ..., 1, n`` (the order of :func:`generation_terms`)."""
+    return _generation_columns_cached(n) if n <= _COLUMN_CACHE_MAX else _generation_columns_uncached(n)
+
+
+def series_columns(J: int) -> tuple:
+    """``(k, k - 1)`` as read-only (J, 1) columns, ``k = 1, ..., J`` (the series terms of the limit)."""
+    return _series_columns_cached(J) if J <= _COLUMN_CACHE_MAX else _series_columns_uncached(J)
+
+
+def law_plan(gm: GaussianMixture) -> tuple:
+    """Per-law constants of the small path, computed once and kept on the (immutable) law.
+
+    ``(K, d, per, tail, bytes_per_component, w_min, mean_min, weights, means_row, covs_row, diag_mask, eye)``:
+    ``per`` covariance entries per component, ``tail`` the covariance shape of one component, the smallest
+    weight and the smallest over components of ``max_i |m_ki|`` (the screens of :func:`structured_law`), the
+    host arrays as a (K,) vector and (1, K d) / (1, K per) rows, and for full covariances a (1, K d^2) mask of
+    the diagonal entries and the identity (None otherwise).
+    """
+    w, m, c = gm._host_arrays()
+    K, d = m.shape
+    per = c.size // K
+    w_min, mean_min = gm._cached("_recursion_summary", _summary)
+    mask = eye = None
+    if per > d:
+        mask = np.zeros((1, K * per), dtype=bool)
+        mask.reshape(K, per)[:, :: d + 1] = True
+        eye = np.eye(d)
+    return (K, d, per, c.shape[1:], 8 * (1 + d + per), w_min, mean_min, w, m.reshape(1, K * d), c.reshape(1, K * per),
+            mask, eye)
+
+
+def _screens_pass(gm: GaussianMixture, plan: tuple, rho_low: float, w_low: float, var: float) -> bool:
+    """The screens of :func:`structured_law` for one block: no zero weight, no push equal to ``N(0, var I)``."""
+    if not (w_low * plan[5] > 0.0):
+        return False
+    if rho_low * plan[6] > MERGE_SCALE:
+        return True
+    _, m, c = gm._host_arrays()
+    return _never_stationary(m, c, gm.cov_type, rho_low, var)
+
+
+# Full covariances of at most this many entries get ``c`` subtracted through a diagonal mask (one ufunc call);
+# larger ones through a strided view of the diagonals (a masked loop visits every entry, a view only d per d^2).
+_MASKED_DIAGONAL_MAX = 512
+
+
+def _write_covs(C, rho2: np.ndarray, crow: np.ndarray, neg_c: np.ndarray, mask, K: int, d: int) -> np.ndarray:
+    """``C = rho2 * covs - neg_c`` on the diagonal (all entries when ``mask`` is None, i.e. not full); C is
+    (J, K per), or None for a new array."""
+    C = np.multiply(rho2, crow, C)
+    if mask is not None and C.size <= _MASKED_DIAGONAL_MAX:
+        np.subtract(C, neg_c, C, where=mask)
+    elif mask is not None:
+        _subtract_on_diagonals(C, neg_c, K, d)
+    else:
+        np.subtract(C, neg_c, C)
+    return C
+
+
+def small_generation(gm: GaussianMixture, t0: float, alpha: float, n: int):
+    """The n-th generation for ``p_0 = p_data``, a constant ``t0`` and a small law (below 1 MiB), or None.
+
+    The law of :func:`structured_law` on the single block of :func:`generation_terms` (bitwise), computed on
+    (n + 1, 1) columns. The caller has checked ``0 < alpha < 1``, ``t0 > 1e-12``, ``n t0 < 700``, ``n >= 1``
+    and that ``gm`` has a density; None means the output is not small or a screen declined (run the general
+    path).
+    """
+    plan = gm._cached("_small_plan", law_plan)
+    K, d, per, tail, bytes_per, _, _, gw, mrow, crow, mask, eye = plan
+    J = n + 1
+    if J * K * bytes_per >= _ALIGNED_FROM_BYTES:
+        return None
+    # rho^k and alpha (1-alpha)^{k-1} fall with k: the smallest are at k = n (for the weights, the data term
+    # or the initial model's). Computed here by Python's math, within a few units of numpy's entries, and
+    # halved: lower bounds of every entry, known before any array is made
+    tail_w = (1.0 - alpha) ** n
+    w_low = 0.5 * min(alpha * (1.0 - alpha) ** (n - 1), tail_w)
+    if not _screens_pass(gm, plan, 0.5 * math.exp(n * -t0), w_low, 1.0):
+        return None
+    k, km1 = generation_columns(n)
+    x = k * -t0
+    rho = np.exp(x)
+    w = (1.0 - alpha) ** km1
+    w *= alpha
+    w[n, 0] = tail_w
+    x += x
+    neg_c = np.expm1(x)
+    n_total = J * K
+    W = np.multiply(w, gw).reshape(n_total)
+    M = np.multiply(rho, mrow).reshape(n_total, d)
+    C = _write_covs(None, rho * rho, crow, neg_c, mask, K, d)
+    return GaussianMixture._from_host(W, M, C.reshape((n_total,) + tail), density=True)
+
+
+def small_limit(gm: GaussianMixture, t0: float, alpha: float, J: int, stationary_mass: float, stationary_var: float):
+    """``sum_{k<=J} alpha (1-alpha)^{k-1} P_{k t0} gm + stationary_mass N(0, var I)`` for a small law, or None.
+
+    The law of :func:`structured_law` on the block of :func:`series_terms` (bitwise; ``c_k`` scaled by
+    ``var`` when ``var != 1``), computed on (J, 1) columns. None: not small, or a screen declined.
+    """
+    plan = gm._cached("_small_plan", law_plan)
+    K, d, per, tail, bytes_per, _, _, gw, mrow, crow, mask, eye = plan
+    extra = 1 if stationary_mass > 0 else 0  # the stationary component's row (none when its mass is 0)
+    n_total = J * K + extra
+    if n_total * bytes_per >= _ALIGNED_FROM_BYTES:
+        return None
+    # the smallest rho^k and weight are at k = J: by Python's math, halved (lower bounds, as above)
+    if not _screens_pass(gm, plan, 0.5 * math.exp(J * -t0), 0.5 * alpha * (1.0 - alpha) ** (J - 1), stationary_var):
+        return None
+    k, km1 = series_columns(J)
+    x = k * -t0
+    rho = np.exp(x)
+    w = (1.0 - alpha) ** km1
+    w *= alpha
+    x += x
+    neg_c = np.expm1(x)
+    if stationary_var != 1.0:
+        neg_c *= stationary_var
+    W, M, C = np.empty(n_total), np.empty((n_total, d)), np.empty((n_total,) + tail)
+    end = J * K
+    np.multiply(w, gw, W[:end].reshape(J, K))
+    np.multiply(rho, mrow, M[:end].reshape(J, K * d))
+    _write_covs(C[:end].reshape(J, K * per), rho * rho, crow, neg_c, mask, K, d)
+    if not extra:
+        return GaussianMixture._from_host(W, M, C, density=True)
+    W[-1] = stationary_mass
+    M[-1] = 0.0
+    C[-1] = stationary_var if eye is None else (eye if stationary_var == 1.0 else stationary_var * eye)
+    return GaussianMixture._from_host(W, M, C, density=True)

@@ -206,3 +206,82 @@ def test_int_fast_path_keeps_the_rules(n, minimum, maximum):
     else:
         with pytest.raises(ValueError, match="^n must"):
             check_int(n, "n", minimum=minimum, maximum=maximum)
+
+
+# -- the small one-source path (per-law constants cached, terms as columns) against the structured writer --
+
+from hermite_limit._recursion_fast import small_generation, small_limit  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(law=laws, alpha=st.floats(0.01, 0.99), t0=st.floats(0.01, 3.0), n=st.integers(1, 200))
+def test_small_generation_is_bitwise_the_structured_law(law, alpha, t0, n):
+    """Same operations on the same operands: every array equal bitwise, and None exactly when the writer declines."""
+    seed, kind, K, d = law
+    gm = _law(seed, kind, K, d)
+    rho, rho2, neg_c, w = generation_terms(t0, alpha, n)
+    ref = structured_law([(gm, rho, rho2, neg_c, w, 0.5 * rho.item(0), 0.5 * min(w.item(0), w.item(n)))])
+    for _ in range(2):  # the second call uses the constants kept on the law and the cached index columns
+        ours = small_generation(gm, t0, alpha, n)
+        assert (ours is None) == (ref is None)
+        if ours is not None:
+            for a, b in zip(ours.to_numpy(), ref.to_numpy()):
+                assert a.shape == b.shape and not a.flags.writeable
+                np.testing.assert_array_equal(a, b)
+            # and the public call returns that law, by the typed entry (Python floats and int) and by the
+            # fully checked one (numpy scalars)
+            for call in (hl.generation(gm, alpha, t0, n), hl.generation(gm, np.float64(alpha), np.float64(t0), np.int64(n))):
+                for a, b in zip(call.to_numpy(), ours.to_numpy()):
+                    np.testing.assert_array_equal(a, b)
+
+
+@settings(max_examples=60, deadline=None)
+@given(law=laws, alpha=st.floats(0.05, 0.99), t0=st.floats(0.01, 3.0), J=st.integers(1, 300),
+       var=st.sampled_from([1.0, 1.37]), mass=st.sampled_from([0.0, 1e-3]))
+def test_small_limit_is_bitwise_the_structured_law(law, alpha, t0, J, var, mass):
+    seed, kind, K, d = law
+    gm = _law(seed, kind, K, d)
+    rho, rho2, neg_c, w = series_terms(np.arange(1, J + 1, dtype=np.float64), t0, alpha)
+    neg_c *= var
+    ref = structured_law([(gm, rho, rho2, neg_c, w, 0.5 * rho.item(-1), 0.5 * w.item(-1))], mass, var)
+    ours = small_limit(gm, t0, alpha, J, mass, var)
+    assert (ours is None) == (ref is None)
+    if ours is not None:
+        for a, b in zip(ours.to_numpy(), ref.to_numpy()):
+            assert a.shape == b.shape
+            np.testing.assert_array_equal(a, b)
+
+
+def test_small_path_declines_what_it_cannot_prove():
+    """A component equal to N(0, I) (its pushes merge) and a law above 1 MiB: None, and the public calls answer."""
+    gm = _law(1, "iso", 3, 2, standard_first=True)
+    assert small_generation(gm, 0.1, 0.5, 5) is None
+    assert small_limit(gm, 0.1, 0.5, 5, 0.5**5, 1.0) is None
+    ref, merged = _general_generation(gm, gm, 0.5, 0.1, 5)
+    assert merged > 0  # the pushes of the N(0, I) component are N(0, I) in float64: merged into one
+    for a, b in zip(hl.generation(gm, 0.5, 0.1, 5).to_numpy(), ref.to_numpy()):
+        np.testing.assert_array_equal(a, b)
+    big = _law(2, "full", 200, 10)  # 200 (n + 1) components of 111 floats: above 1 MiB from n = 5
+    assert small_generation(big, 0.1, 0.5, 10) is None
+    assert big.n_components * 11 * 8 * 111 >= 1 << 20
+    law = hl.generation(big, 0.5, 0.1, 10)
+    rho, rho2, neg_c, w = generation_terms(0.1, 0.5, 10)
+    ref = structured_law([(big, rho, rho2, neg_c, w, 0.5 * rho.item(0), 0.5 * min(w.item(0), w.item(10)))])
+    for a, b in zip(law.to_numpy(), ref.to_numpy()):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("J,K,d", [(3, 4, 3), (2, 200, 2), (40, 10, 4), (1, 300, 1)])
+def test_subtract_on_diagonals_both_layouts(J, K, d):
+    """Both loop layouts (below and above _PER_POSITION_FROM components) equal the entry-by-entry update."""
+    from hermite_limit._recursion_fast import _subtract_on_diagonals
+
+    rng = np.random.default_rng(J * K * d)
+    C, neg = rng.standard_normal((J, K * d * d)), rng.standard_normal(J)
+    ref = C.copy().reshape(J, K, d, d)
+    for j in range(J):
+        for k in range(K):
+            for i in range(d):
+                ref[j, k, i, i] -= neg[j]
+    _subtract_on_diagonals(C, neg, K, d)
+    np.testing.assert_array_equal(C, ref.reshape(J, K * d * d))
