@@ -174,21 +174,54 @@ def _chunks(x: jax.Array, width: int):
     return xp, mask
 
 
+def _chunks_host(x: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_chunks` on the host (numpy): one transfer to the device instead of a few small dispatches."""
+    P, d = x.shape
+    chunk = int(max(1, min(P, max(64, _CHUNK_ELEMENTS // max(width, 1)))))
+    n_chunks = -(-P // chunk)
+    pad = n_chunks * chunk - P
+    xp = np.concatenate([x, np.zeros((pad, d), x.dtype)]).reshape(n_chunks, chunk, d)
+    mask = np.concatenate([np.ones(P), np.zeros(pad)]).reshape(n_chunks, chunk)
+    return xp, mask
+
+
+def _stats_dispatch(x: np.ndarray, order: int):
+    """Dispatch the statistics of one sample set (asynchronously: nothing is collected on the host).
+    Returns device arrays ``(mean (M,), cov (M, M))``."""
+    x = np.asarray(x, dtype=np.float64)
+    P, d = x.shape
+    pl = _plan(order, d)
+    xp, mask = _chunks_host(x, 2 * (pl["na"] + pl["nb"]))
+    return _stats_jit(jnp.asarray(xp), jnp.asarray(mask), order=order, P=P)
+
+
 @x64
 def sample_stats(x: np.ndarray, order: int) -> SampleStats:
     """Coefficient vector (orders 1..order) and its covariance (see the module docstring)."""
-    x = jnp.asarray(x, dtype=jnp.float64)
-    P, d = x.shape
-    pl = _plan(order, d)
-    xp, mask = _chunks(x, 2 * (pl["na"] + pl["nb"]))
+    x = np.asarray(x, dtype=np.float64)
+    mean, cov = _stats_dispatch(x, order)
+    return SampleStats(np.asarray(mean), np.asarray(cov), x.shape[0])
+
+
+@x64
+def stats_many(sets, order: int) -> tuple[jax.Array, jax.Array]:
+    """:func:`sample_stats` of several sample sets, all dispatched before any is collected (the device
+    works through the queue while the host prepares the next set). Returns device arrays: means (K, M) and
+    covariances (K, M, M)."""
+    out = [_stats_dispatch(x, order) for x in sets]
+    return jnp.stack([m for m, _ in out]), jnp.stack([c for _, c in out])
+
+
+@functools.partial(jax.jit, static_argnames=("order", "P"))
+def _stats_jit(xp, mask, *, order: int, P: int):
+    """Moment pass and covariance assembly in one executable (the plan's index tables are constants)."""
+    pl = _plan(order, xp.shape[-1])
     mom = _moment_sums(xp, mask, order=order) / P
-    mean, cov = _assemble(mom, jnp.asarray(pl["mean_pos"]), jnp.asarray(pl["lin_pos"]), jnp.asarray(pl["lin_pair"]),
-                          jnp.asarray(pl["lin_coef"]), jnp.asarray(pl["iu"]), jnp.asarray(pl["iv"]),
-                          n_pairs=pl["n_pairs"], M=pl["M"], P=P)
-    return SampleStats(np.asarray(mean), np.asarray(cov), P)
+    return _assemble(mom, jnp.asarray(pl["mean_pos"]), jnp.asarray(pl["lin_pos"]), jnp.asarray(pl["lin_pair"]),
+                     jnp.asarray(pl["lin_coef"]), jnp.asarray(pl["iu"]), jnp.asarray(pl["iv"]),
+                     n_pairs=pl["n_pairs"], M=pl["M"], P=P)
 
 
-@functools.partial(jax.jit, static_argnames=("n_pairs", "M", "P"))
 def _assemble(mom, mean_pos, lin_pos, lin_pair, lin_coef, iu, iv, *, n_pairs, M, P):
     mean = mom[mean_pos]
     s2 = jax.ops.segment_sum(lin_coef * mom[lin_pos], lin_pair, num_segments=n_pairs)
@@ -302,6 +335,33 @@ def _influence_draws(key, s, *, n_boot: int):
         return jnp.take(s, i, axis=0).mean(0) - mean
 
     return jax.lax.map(one, jnp.arange(n_boot), batch_size=min(n_boot, 8))
+
+
+@x64
+def bootstrap_draws_many(keys, sets, order: int, V, n_boot: int) -> np.ndarray:
+    """``sum_k`` :func:`influence_draws` ``(keys[k], feature_values(sets[k], order, V[k]), n_boot)`` (n_boot, p),
+    the same numbers, with every set's per-point values and draws dispatched before any is collected and
+    the per-point values never leaving the device. ``V`` (K, M, p), a device array or numpy."""
+    V = jnp.asarray(V, dtype=jnp.float64)
+    total = None
+    for k, x in enumerate(sets):
+        x = np.asarray(x, dtype=np.float64)
+        P, d = x.shape
+        if P >= 2**32:
+            raise ValueError(f"a sample set has {P} points; the bootstrap supports fewer than 2^32")
+        vp = _value_plan(order, d)
+        xp, _ = _chunks_host(x, 4 * (vp["na"] + vp["nb"]))
+        dr = _boot_one(keys[k], jnp.asarray(xp), V[k], order=order, P=P, n_boot=int(n_boot))
+        total = dr if total is None else total + dr
+    return np.asarray(total)
+
+
+@functools.partial(jax.jit, static_argnames=("order", "P", "n_boot"))
+def _boot_one(key, xp, V, *, order: int, P: int, n_boot: int):
+    vp = _value_plan(order, xp.shape[-1])
+    Vf = jnp.zeros((vp["na"], vp["nb"], V.shape[1]), V.dtype).at[vp["ia"], vp["ib"]].set(V)
+    s = _feature_values(xp, Vf, order=order)
+    return _influence_draws(key, s.reshape(-1, s.shape[-1])[:P], n_boot=n_boot)
 
 
 @x64
