@@ -35,7 +35,7 @@ from scipy.special import gammaln
 
 from .._precision import x64
 from ..hermite._indices import _tables
-from ..hermite._polynomials import _polynomials, _products
+from ..hermite._polynomials import _products
 
 _CHUNK_ELEMENTS = 2**21
 
@@ -75,29 +75,59 @@ def _rank_lookup(table: np.ndarray, base: int):
 def _graded_tensor_indices(D: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
     """Multi-indices of ``dim`` coordinates with total degree ``<= D`` in the order :func:`_features` makes
     them (graded: degree blocks contiguous), and the start of each degree block (D + 2,)."""
-    blocks = [np.zeros((1, 0), dtype=np.int64)] + [np.zeros((0, 0), dtype=np.int64)] * D
-    for i in range(dim):
-        new = []
-        for q in range(D + 1):
-            parts = [np.concatenate([blocks[q - k], np.full((blocks[q - k].shape[0], 1), k)], axis=1)
-                     for k in range(q + 1) if blocks[q - k].shape[0]]
-            new.append(np.concatenate(parts) if parts else np.zeros((0, i + 1), dtype=np.int64))
-        blocks = new
+    if dim == 0:
+        blocks = [np.zeros((1, 0), dtype=np.int64)] + [np.zeros((0, 0), dtype=np.int64)] * D
+    else:
+        blocks = _index_blocks(D, 0, dim)
     sizes = [b.shape[0] for b in blocks]
     return np.concatenate(blocks).astype(np.int64), np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
 
-def _features(x: jax.Array, D: int) -> jax.Array:
+def _index_blocks(D: int, lo: int, hi: int) -> list:
+    """Degree blocks of the multi-indices of coordinates ``lo..hi-1``, in :func:`_feature_blocks`' order:
+    coordinates split in two halves, block q = concatenation over k of (left block k) x (right block q - k),
+    left index outer."""
+    if hi - lo == 1:
+        return [np.array([[q]], dtype=np.int64) for q in range(D + 1)]
+    mid = (lo + hi) // 2
+    B1, B2 = _index_blocks(D, lo, mid), _index_blocks(D, mid, hi)
+    out = []
+    for q in range(D + 1):
+        parts = [np.concatenate([np.repeat(B1[k], B2[q - k].shape[0], axis=0),
+                                 np.tile(B2[q - k], (B1[k].shape[0], 1))], axis=1) for k in range(q + 1)]
+        out.append(np.concatenate(parts))
+    return out
+
+
+def _feature_blocks(P: list, D: int, lo: int, hi: int) -> list:
+    """Degree blocks (each (n_q, n)) of the products of the per-coordinate polynomials ``P[k][c]`` (n,),
+    coordinates ``lo..hi-1``: outer products of the two halves' blocks (few, wide, vectorised products)."""
+    if hi - lo == 1:
+        return [P[q][lo][None] for q in range(D + 1)]
+    mid = (lo + hi) // 2
+    B1, B2 = _feature_blocks(P, D, lo, mid), _feature_blocks(P, D, mid, hi)
+    n = P[0].shape[-1]
+    return [jnp.concatenate([(B1[k][:, None, :] * B2[q - k][None, :, :]).reshape(-1, n) for k in range(q + 1)])
+            for q in range(D + 1)]
+
+
+def _features(x: jax.Array, D: int, mask: jax.Array | None = None) -> jax.Array:
     """``h_r(x)`` for every multi-index of :func:`_graded_tensor_indices` (D, x.shape[1]), feature-major
-    (n_features, n): one product per feature, no gathers."""
+    (n_features, n), times ``mask`` (n,) when given (applied once, to the first coordinate's polynomials).
+    The recurrence ``h_{k+1} = (x h_k - sqrt(k) h_{k-1}) / sqrt(k + 1)`` unrolled, then products by
+    :func:`_feature_blocks`."""
     n, dim = x.shape
     if dim == 0:
-        return jnp.ones((1, n), x.dtype)
-    Hx = jnp.moveaxis(_polynomials(x, D), 0, -1)  # (d, D + 1, n)
-    blocks = [Hx[0, q][None] for q in range(D + 1)]
-    for i in range(1, dim):
-        blocks = [jnp.concatenate([blocks[q - k] * Hx[i, k][None] for k in range(q + 1)]) for q in range(D + 1)]
-    return jnp.concatenate(blocks)
+        one = jnp.ones((1, n), x.dtype)
+        return one if mask is None else one * mask[None]
+    xt = x.T  # (dim, n)
+    P = [jnp.ones_like(xt), xt]
+    for k in range(1, D):
+        P.append((xt * P[k] - np.sqrt(k) * P[k - 1]) * (1.0 / np.sqrt(k + 1.0)))
+    P = P[:D + 1]
+    if mask is not None:
+        P = [p.at[0].multiply(mask) for p in P]
+    return jnp.concatenate(_feature_blocks(P, D, 0, dim))
 
 
 @functools.lru_cache(maxsize=16)
@@ -159,9 +189,33 @@ def _plan(order: int, d: int) -> dict:
         a, b = nu[pair, j], nv[pair, j]
         r[:, j] = a + b - 2 * k
         coef = coef * _lin_coef(a, b, k)
+    lin_pos = position(r)
+    # Group the pairs by their number of terms t: each group is a dense (n_t, t) gather and a row sum (no
+    # scatter), and the covariance is one gather of the grouped sums through ``cov_slot`` (M, M).
+    cnt = np.bincount(pair, minlength=iu.size)
+    start = np.concatenate([[0], np.cumsum(cnt)[:-1]])
+    groups, slot, off = [], np.empty(iu.size, dtype=np.int64), 0
+    for t in np.unique(cnt):
+        sel = np.flatnonzero(cnt == t)
+        take = start[sel][:, None] + np.arange(t)[None]
+        groups.append((lin_pos[take], coef[take]))
+        slot[sel] = off + np.arange(sel.size)
+        off += sel.size
+    pid = np.empty((M, M), dtype=np.int64)
+    pid[iu, iv] = np.arange(iu.size)
+    pid[iv, iu] = np.arange(iu.size)
     return {"da": da, "na": Ia.shape[0], "nb": Ib.shape[0], "blocks": tuple(blocks), "n_mom": n_mom, "M": M,
-            "mean_pos": mean_pos, "lin_pos": position(r), "lin_pair": pair, "lin_coef": coef, "iu": iu, "iv": iv,
-            "n_pairs": iu.size}
+            "mean_pos": mean_pos, "lin_pos": lin_pos, "lin_pair": pair, "lin_coef": coef, "iu": iu, "iv": iv,
+            "n_pairs": iu.size, "groups": tuple(groups), "cov_slot": slot[pid].astype(np.int32)}
+
+
+@functools.lru_cache(maxsize=16)
+def _assembly_tables(order: int, d: int) -> tuple:
+    """The plan's assembly tables as device arrays (built once per shape)."""
+    pl = _plan(order, d)
+    with jax.enable_x64(True):
+        return (jnp.asarray(pl["mean_pos"]), tuple((jnp.asarray(p), jnp.asarray(c)) for p, c in pl["groups"]),
+                jnp.asarray(pl["cov_slot"]))
 
 
 def _chunks(x: jax.Array, width: int):
@@ -192,7 +246,7 @@ def _stats_dispatch(x: np.ndarray, order: int):
     P, d = x.shape
     pl = _plan(order, d)
     xp, mask = _chunks_host(x, 2 * (pl["na"] + pl["nb"]))
-    return _stats_jit(jnp.asarray(xp), jnp.asarray(mask), order=order, P=P)
+    return _stats_jit(jnp.asarray(xp), jnp.asarray(mask), _assembly_tables(order, d), order=order, P=P)
 
 
 @x64
@@ -213,20 +267,19 @@ def stats_many(sets, order: int) -> tuple[jax.Array, jax.Array]:
 
 
 @functools.partial(jax.jit, static_argnames=("order", "P"))
-def _stats_jit(xp, mask, *, order: int, P: int):
-    """Moment pass and covariance assembly in one executable (the plan's index tables are constants)."""
-    pl = _plan(order, xp.shape[-1])
+def _stats_jit(xp, mask, tables, *, order: int, P: int):
+    """Moment pass and covariance assembly in one executable."""
     mom = _moment_sums(xp, mask, order=order) / P
-    return _assemble(mom, jnp.asarray(pl["mean_pos"]), jnp.asarray(pl["lin_pos"]), jnp.asarray(pl["lin_pair"]),
-                     jnp.asarray(pl["lin_coef"]), jnp.asarray(pl["iu"]), jnp.asarray(pl["iv"]),
-                     n_pairs=pl["n_pairs"], M=pl["M"], P=P)
+    return _assemble(mom, tables, P=P)
 
 
-def _assemble(mom, mean_pos, lin_pos, lin_pair, lin_coef, iu, iv, *, n_pairs, M, P):
+def _assemble(mom, tables, *, P):
+    """``mean`` and ``cov`` from the moments: ``mean h h^T`` entry by entry as the linearisation's sums (one
+    dense gather and row sum per group of pairs with the same number of terms), minus ``mean mean^T``."""
+    mean_pos, groups, cov_slot = tables
     mean = mom[mean_pos]
-    s2 = jax.ops.segment_sum(lin_coef * mom[lin_pos], lin_pair, num_segments=n_pairs)
-    up = s2 - mean[iu] * mean[iv]
-    cov = jnp.zeros((M, M)).at[iu, iv].set(up).at[iv, iu].set(up) / max(P - 1, 1)
+    s2 = jnp.concatenate([jnp.sum(coef * mom[pos], axis=1) for pos, coef in groups])
+    cov = (s2[cov_slot] - mean[:, None] * mean[None, :]) / max(P - 1, 1)
     return mean, cov
 
 
@@ -239,7 +292,7 @@ def _moment_sums(xp, mask, *, order: int):
 
     def body(acc, chunk):
         xc, mc = chunk
-        F = {"a": _features(xc[:, :da], D) * mc[None], "b": _features(xc[:, da:], D)}
+        F = {"a": _features(xc[:, :da], D, mc), "b": _features(xc[:, da:], D)}
         parts = []
         for side, r0, r1, nc, _ in pl["blocks"]:
             own, oth = (F["a"], F["b"]) if side in ("a", "c") else (F["b"], F["a"])
