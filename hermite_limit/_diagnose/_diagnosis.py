@@ -21,7 +21,8 @@ from .._validation import _scalar, as_float_array, check_positive_int
 from ..hermite._indices import check_order, graded_indices, n_indices
 from . import _model as mdl
 from ._conventions import ddpm_report, vp_report
-from ._stats import SampleStats, feature_values, influence_draws, sample_stats
+from .._blas import blas_single_thread
+from ._stats import bootstrap_draws_many, stats_many
 
 Z95 = float(_st.norm.ppf(0.975))
 
@@ -151,6 +152,7 @@ def _as_sample_array(name: str, x: Any, dim: int | None) -> np.ndarray:
 
 
 @x64
+@blas_single_thread
 def diagnose(generations: Sequence[Any], data: Any = None, *, order: int = 4, per_generation_t: bool = False,
              schemes: Sequence[str] | str | None = None, bootstrap: bool = False, n_boot: int = 200,
              key: Any = None, beta_min: float = 0.1, beta_max: float = 20.0, ddpm_betas: Any = None,
@@ -286,9 +288,10 @@ def diagnose(generations: Sequence[Any], data: Any = None, *, order: int = 4, pe
         raise ValueError(f"within must lie in (0, 1); got within={within}")
 
     # ---- statistics of every sample set ----
-    st: list[SampleStats] = [sample_stats(x, order) for x in sets]
-    A = np.stack([s.mean for s in st])
-    W, ok = _precisions(np.stack([s.cov for s in st]), np.array([s.n for s in st]))
+    # all sets dispatched before any is collected; A, Sigma_k and W_k stay on the device for the fit
+    A_d, covs_d = stats_many(sets, order)
+    W_d, ok = _precisions_device(covs_d, np.array([x.shape[0] for x in sets]))
+    A, covs = np.asarray(A_d), np.asarray(covs_d)
     for nm, good in zip(names, ok):
         if not good:
             raise ValueError(f"{nm}: the covariance of its Hermite coefficients is singular (repeated or "
@@ -297,18 +300,19 @@ def diagnose(generations: Sequence[Any], data: Any = None, *, order: int = 4, pe
     mode_order = idx.sum(axis=1)
     G = len(gens) - 1
 
-    fit = _fit_scheme("fresh", A, W, mode_order, G, per_generation_t, order, sep)
+    fit = _fit_scheme("fresh", A_d, W_d, mode_order, G, per_generation_t, order, sep)
     scheme_fits = None
     best = None
     if scheme_list:
-        scheme_fits = {s: (fit if s == "fresh" else _fit_scheme(s, A, W, mode_order, G, per_generation_t, order, sep))
+        scheme_fits = {s: (fit if s == "fresh" else _fit_scheme(s, A_d, W_d, mode_order, G, per_generation_t, order,
+                                                                 sep))
                        for s in scheme_list}
         best = min(scheme_list, key=lambda s: scheme_fits[s].aic)
 
     p_value = fit.p_value
-    per_order = _per_order(fit, A, np.stack([s.cov for s in st]), mode_order, order, G, per_generation_t, sep)
-    attenuation = _attenuation(fit, A, np.stack([s.cov for s in st]), mode_order, order, G, per_generation_t, sep)
-    flags = _flags(A, np.stack([s.cov for s in st]), idx, dim, sep, fit)
+    per_order = _per_order(fit, A, covs, mode_order, order, G, per_generation_t, sep)
+    attenuation = _attenuation(fit, A, covs, mode_order, order, G, per_generation_t, sep)
+    flags = _flags(A, covs, idx, dim, sep, fit)
 
     # ---- parameters, standard errors, identifiability ----
     p = fit.theta.size
@@ -331,7 +335,7 @@ def diagnose(generations: Sequence[Any], data: Any = None, *, order: int = 4, pe
     raw = {"alpha": alpha_raw, "alpha_se": alpha_se_raw, "t0": t0_raw, "t0_se": t0_se_raw,
            "times": fit.times, "covariance": cov, "parameters": ["alpha"] + [f"t_{i}" for i in range(n_t)]}
 
-    signal = float(A[0] @ W[0] @ A[0])
+    signal = float(A_d[0] @ W_d[0] @ A_d[0])
     signal_p = float(_st.chi2.sf(signal, M))
     status, why = "ok", []
     alpha_ok = t0_ok = True
@@ -399,14 +403,15 @@ def diagnose(generations: Sequence[Any], data: Any = None, *, order: int = 4, pe
 
     boot = None
     if bootstrap:
-        boot = _bootstrap(sets, key, fit, A, W, mode_order, G, per_generation_t, order, sep, B)
+        boot = _bootstrap(sets, key, fit, A_d, W_d, mode_order, G, per_generation_t, order, sep, B)
 
     fc = inv = rec = None
     if alpha_ok and t0_ok:
         from ._forecast import InverseFilter, _invert, forecast_from_fit
 
         Cfull, _ = _fitted(fit, mode_order, order, G, per_generation_t, sep)
-        b_cov = _latent_cov(Cfull[:, :, mode_order], W)[:M, :M]
+        b_cov, b_chol = (np.asarray(v) for v in mdl.latent_cov_chol(jnp.asarray(Cfull[:, :, mode_order]), W_d,
+                                                                         n_keep=M))
         if per_generation_t:
             Lm = np.zeros((2, p))
             Lm[0, 0] = 1.0
@@ -416,10 +421,11 @@ def diagnose(generations: Sequence[Any], data: Any = None, *, order: int = 4, pe
             cov2 = cov
         fkey = key if key is not None else jax.random.key(0)
         fc = forecast_from_fit(alpha_raw, t0_raw, cov2, fit.latent[0], b_cov, mode_order, order,
-                               horizon=H_gen, within=within, n_observed=G, key=jax.random.fold_in(fkey, 7))
+                               horizon=H_gen, within=within, n_observed=G, key=jax.random.fold_in(fkey, 7),
+                               b_chol=b_chol)
         k_last = (1 if sep else 0) + G
         f_last = Cfull[k_last, 0] + Cfull[k_last, 1] if sep else Cfull[k_last, 0]
-        vals, err, info, hi = _invert(A[k_last], st[k_last].cov, f_last, mode_order, order)
+        vals, err, info, hi = _invert(A[k_last], covs[k_last], f_last, mode_order, order)
         inv = InverseFilter(idx, vals, err, f_last, info, hi, f"generation {G} (fitted factor c_G + d_G)")
         if design:
             from ._schedule_design import design_schedule
@@ -438,16 +444,9 @@ def diagnose(generations: Sequence[Any], data: Any = None, *, order: int = 4, pe
         best_scheme=best, conventions=conventions, bootstrap=boot, attenuation=attenuation,
         data_coefficients=fit.latent[0], indices=idx, mode_order=mode_order, forecast=fc, inverse=inv,
         recommended_schedule=rec,
-        _internal={"A": A, "W": W, "covs": np.stack([s.cov for s in st]), "fit": fit, "names": names},
+        _internal={"A": A, "W": np.asarray(W_d), "covs": covs, "fit": fit, "names": names},
     )
     return diag
-
-
-def _latent_cov(C: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """GLS covariance of the latent vector: inverse of the normal matrix sum_k C_k^T W_k C_k."""
-    K, L, M = C.shape
-    N = np.einsum("kij,kli,kmj->limj", W, C, C).reshape(L * M, L * M)
-    return np.linalg.inv(0.5 * (N + N.T))
 
 
 def _precisions(covs: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -460,23 +459,28 @@ def _precisions(covs: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray
     chi-square). One batched Cholesky factorisation and triangular inverse; ``ok[k]`` is False when
     ``Sigma_hat_k`` is not numerically positive definite (pivot ratio below 1e-10).
     """
-    covs = np.asarray(covs, dtype=np.float64)
+    W, ok = _precisions_device(jnp.asarray(np.asarray(covs, dtype=np.float64)), n)
+    return np.asarray(W), ok
+
+
+def _precisions_device(covs, n) -> tuple[jax.Array, np.ndarray]:
+    """:func:`_precisions` on a device array of covariances, returning the weights on the device."""
     n = np.asarray(n, dtype=np.float64).reshape(covs.shape[:-2])
     M = covs.shape[-1]
-    W, piv = _precisions_jit(jnp.asarray(covs))
-    W, piv = np.array(W), np.asarray(piv)
+    W, piv = _precisions_jit(covs, jnp.asarray((n - M - 2) / (n - 1)))
+    piv = np.asarray(piv)
     ok = np.all(np.isfinite(piv), axis=-1) & (piv.min(axis=-1) > 1e-10 * piv.max(axis=-1)) & (n > M + 2)
-    return W * ((n - M - 2) / (n - 1))[..., None, None], ok
+    return W, ok
 
 
 @jax.jit
-def _precisions_jit(S):
+def _precisions_jit(S, factor):
     S = 0.5 * (S + jnp.swapaxes(S, -1, -2))
     L = jnp.linalg.cholesky(S)
     eye = jnp.broadcast_to(jnp.eye(S.shape[-1], dtype=S.dtype), S.shape)
     Li = jax.lax.linalg.triangular_solve(L, eye, left_side=True, lower=True)   # L^{-1}
     W = jnp.swapaxes(Li, -1, -2) @ Li                                          # S^{-1} = L^{-T} L^{-1}
-    return 0.5 * (W + jnp.swapaxes(W, -1, -2)), jnp.diagonal(L, axis1=-2, axis2=-1)
+    return 0.5 * (W + jnp.swapaxes(W, -1, -2)) * factor[..., None, None], jnp.diagonal(L, axis1=-2, axis2=-1)
 
 
 def _fit_scheme(scheme, A, W, mode_order, G, per_gen, order, sep) -> SchemeFit:
@@ -485,14 +489,14 @@ def _fit_scheme(scheme, A, W, mode_order, G, per_gen, order, sep) -> SchemeFit:
     if per_gen:  # start from the constant-t fit
         c = _fit_scheme(scheme, A, W, mode_order, G, False, order, sep)
         grid = np.concatenate([c.theta[:-1], np.full(G, c.theta[-1])])[None]
-    th, q, H = mdl.fit_one(jnp.asarray(grid), jnp.asarray(A), jnp.asarray(W), jnp.asarray(mode_order), spec_items=spec)
+    th, q, H, b = mdl.fit_one_latent(jnp.asarray(grid), jnp.asarray(A), jnp.asarray(W), jnp.asarray(mode_order),
+                                     spec_items=spec)
     th, q, H = np.asarray(th), float(q), np.asarray(H)
     cov = None
     if np.all(np.isfinite(H)):
         ev = np.linalg.eigvalsh(H)
         if ev.min() > 1e-12 * max(ev.max(), 1e-300):
             cov = 2.0 * np.linalg.inv(H)
-    _, b = mdl.profile_jit(jnp.asarray(th), jnp.asarray(A), jnp.asarray(W), jnp.asarray(mode_order), spec_items=spec)
     K, M = A.shape
     L = 2 if sep else 1
     p = th.size
@@ -626,11 +630,9 @@ def _bootstrap(sets, key, fit, A, W, mode_order, G, per_gen, order, sep, B) -> d
     spec = mdl.spec_items("fresh", G, per_gen, order, sep)
     _, g, H, _, V = mdl.influence_jit(jnp.asarray(fit.theta), jnp.asarray(A), jnp.asarray(W), jnp.asarray(mode_order),
                                       spec_items=spec)
-    g, H, V = np.asarray(g), np.asarray(H), np.asarray(V)
+    g, H = np.asarray(g), np.asarray(H)
     keys = jax.random.split(key, len(sets))
-    dg = np.zeros((B, g.size))
-    for k, (x, kk) in enumerate(zip(sets, keys)):
-        dg += influence_draws(kk, feature_values(x, order, V[k]), B)
+    dg = bootstrap_draws_many(keys, sets, order, V, B)
     try:
         th = fit.theta[None] - np.linalg.solve(H, (g[None] + dg).T).T
     except np.linalg.LinAlgError:

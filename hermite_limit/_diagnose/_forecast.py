@@ -93,8 +93,9 @@ class DiagnosisForecast:
 
 
 def forecast_from_fit(alpha, t0, cov, b, b_cov, mode_order, order, *, horizon: int, within: float,
-                      n_observed: int, key, n_draws: int = 2000) -> DiagnosisForecast:
-    """See the module docstring. ``cov`` (2, 2) of (alpha, t0); ``b`` (M,), ``b_cov`` (M, M)."""
+                      n_observed: int, key, n_draws: int = 2000, b_chol=None) -> DiagnosisForecast:
+    """See the module docstring. ``cov`` (2, 2) of (alpha, t0); ``b`` (M,), ``b_cov`` (M, M); ``b_chol``, optional,
+    the lower Cholesky factor of ``b_cov + 1e-300 I`` when the caller has it already."""
     rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
     sel = [mode_order == m for m in range(order + 1)]
 
@@ -111,7 +112,7 @@ def forecast_from_fit(alpha, t0, cov, b, b_cov, mode_order, order, *, horizon: i
     nw = _generations_within(D, within)
 
     th = rng.multivariate_normal([alpha, t0], cov, size=n_draws)
-    Lb = np.linalg.cholesky(b_cov + 1e-300 * np.eye(b.size))
+    Lb = np.linalg.cholesky(b_cov + 1e-300 * np.eye(b.size)) if b_chol is None else np.asarray(b_chol)
     bj = b[None] + rng.standard_normal((n_draws, b.size)) @ Lb.T
     Ej = np.stack([np.zeros(n_draws)] + [np.sum(bj[:, sel[m]] ** 2, axis=1) for m in range(1, order + 1)], axis=1)
     a_j = th[:, :1]

@@ -206,6 +206,18 @@ def fit_one(theta_grid, A, W, mode_order, *, spec_items, n_iter: int = 60):
     qs = surrogate_q(theta_grid, A, w, mode_order, spec)
     qs = jnp.where(jnp.isfinite(qs), qs, jnp.inf)
     theta = theta_grid[jnp.argmin(qs)]
+    return _lm(theta, A, W, mode_order, spec, n_iter)[:3]
+
+
+@functools.partial(jax.jit, static_argnames=("spec_items", "n_iter"))
+def fit_one_latent(theta_grid, A, W, mode_order, *, spec_items, n_iter: int = 60):
+    """:func:`fit_one` and the profiled latent vectors ``b_hat(theta_hat)`` (L, M) from the same Cholesky
+    factorisation (the one that gave ``Q(theta_hat)``). Returns theta, Q, H, b."""
+    spec = dict(spec_items)
+    w = jnp.diagonal(W, axis1=1, axis2=2)
+    qs = surrogate_q(theta_grid, A, w, mode_order, spec)
+    qs = jnp.where(jnp.isfinite(qs), qs, jnp.inf)
+    theta = theta_grid[jnp.argmin(qs)]
     return _lm(theta, A, W, mode_order, spec, n_iter)
 
 
@@ -213,26 +225,27 @@ def _lm(theta, A, W, mode_order, spec, n_iter):
     """Levenberg-Marquardt on the exact Newton system: one :func:`qgh` (one Cholesky) per trial point."""
 
     def ev(th):
-        q, g, H, _ = qgh(th, A, W, mode_order, spec)
+        q, g, H, b = qgh(th, A, W, mode_order, spec)
         ok = jnp.isfinite(q) & jnp.all(jnp.isfinite(g)) & jnp.all(jnp.isfinite(H))
-        return jnp.where(ok, q, jnp.inf), g, H
+        return jnp.where(ok, q, jnp.inf), g, H, b
 
     def body(state):
-        k, th, q, g, H, mu, _ = state
+        k, th, q, g, H, b, mu, _ = state
         D = jnp.maximum(jnp.abs(jnp.diag(H)), 1e-12)
         step = jnp.linalg.solve(H + mu * jnp.diag(D), g)
         cand = th - step
-        qc, gc, Hc = ev(cand)
+        qc, gc, Hc, bc = ev(cand)
         ok = jnp.isfinite(qc) & (qc <= q)
         small = jnp.max(jnp.abs(step) / (jnp.abs(th) + 1e-6)) < 1e-10
         done = (ok & small) | (mu > 1e12)  # converged, or no descent step left
         pick = lambda a, b: jnp.where(ok, a, b)  # noqa: E731
-        return (k + 1, pick(cand, th), pick(qc, q), pick(gc, g), pick(Hc, H), pick(mu * 0.3, mu * 10.0), done)
+        return (k + 1, pick(cand, th), pick(qc, q), pick(gc, g), pick(Hc, H), pick(bc, b), pick(mu * 0.3, mu * 10.0),
+                done)
 
-    q0, g0, H0 = ev(theta)
-    state = (jnp.asarray(0), theta, q0, g0, H0, jnp.asarray(1e-3, theta.dtype), jnp.asarray(False))
-    _, theta, q, _, H, _, _ = jax.lax.while_loop(lambda s: (s[0] < n_iter) & ~s[6], body, state)
-    return theta, q, H
+    q0, g0, H0, b0 = ev(theta)
+    state = (jnp.asarray(0), theta, q0, g0, H0, b0, jnp.asarray(1e-3, theta.dtype), jnp.asarray(False))
+    _, theta, q, _, H, b, _, _ = jax.lax.while_loop(lambda s: (s[0] < n_iter) & ~s[7], body, state)
+    return theta, q, H, b
 
 
 @functools.partial(jax.jit, static_argnames=("spec_items",))
@@ -254,7 +267,7 @@ def fit_many(theta0, A, W, mode_order, *, spec_items, n_iter: int = 40, batch: i
             w = W
         else:
             th, a, w = args
-        return _lm(th, a, w, mode_order, spec, n_iter)
+        return _lm(th, a, w, mode_order, spec, n_iter)[:3]
 
     xs = (theta0, A) if shared else (theta0, A, W)
     return jax.lax.map(one, xs, batch_size=batch)
@@ -280,3 +293,16 @@ def start_grid(scheme: str, n_transitions: int, per_generation_t: bool) -> np.nd
     else:
         g = np.array([[t] * n_t for t in ts])
     return g.astype(np.float64)
+
+
+@functools.partial(jax.jit, static_argnames=("n_keep",))
+def latent_cov_chol(C, W, *, n_keep: int):
+    """GLS covariance of the latent vector, the leading (n_keep, n_keep) block of ``N^{-1}``, ``N = sum_k C_k^T
+    W_k C_k`` (``C`` (K, L, M) per-coefficient multipliers), and its lower Cholesky factor (of the block plus
+    ``1e-300 I``, as the forecast's draws use it). From one Cholesky factorisation of the scaled ``N``."""
+    N = _normal_matrix(C, W)
+    N = 0.5 * (N + N.T)
+    fac = _factor(N)
+    B = _solve(fac, jnp.eye(N.shape[0], dtype=N.dtype)[:, :n_keep])[:n_keep]
+    B = 0.5 * (B + B.T)
+    return B, jnp.linalg.cholesky(B + 1e-300 * jnp.eye(n_keep, dtype=B.dtype))

@@ -35,7 +35,7 @@ from scipy.special import gammaln
 
 from .._precision import x64
 from ..hermite._indices import _tables
-from ..hermite._polynomials import _polynomials, _products
+from ..hermite._polynomials import _products
 
 _CHUNK_ELEMENTS = 2**21
 
@@ -75,29 +75,59 @@ def _rank_lookup(table: np.ndarray, base: int):
 def _graded_tensor_indices(D: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
     """Multi-indices of ``dim`` coordinates with total degree ``<= D`` in the order :func:`_features` makes
     them (graded: degree blocks contiguous), and the start of each degree block (D + 2,)."""
-    blocks = [np.zeros((1, 0), dtype=np.int64)] + [np.zeros((0, 0), dtype=np.int64)] * D
-    for i in range(dim):
-        new = []
-        for q in range(D + 1):
-            parts = [np.concatenate([blocks[q - k], np.full((blocks[q - k].shape[0], 1), k)], axis=1)
-                     for k in range(q + 1) if blocks[q - k].shape[0]]
-            new.append(np.concatenate(parts) if parts else np.zeros((0, i + 1), dtype=np.int64))
-        blocks = new
+    if dim == 0:
+        blocks = [np.zeros((1, 0), dtype=np.int64)] + [np.zeros((0, 0), dtype=np.int64)] * D
+    else:
+        blocks = _index_blocks(D, 0, dim)
     sizes = [b.shape[0] for b in blocks]
     return np.concatenate(blocks).astype(np.int64), np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
 
-def _features(x: jax.Array, D: int) -> jax.Array:
+def _index_blocks(D: int, lo: int, hi: int) -> list:
+    """Degree blocks of the multi-indices of coordinates ``lo..hi-1``, in :func:`_feature_blocks`' order:
+    coordinates split in two halves, block q = concatenation over k of (left block k) x (right block q - k),
+    left index outer."""
+    if hi - lo == 1:
+        return [np.array([[q]], dtype=np.int64) for q in range(D + 1)]
+    mid = (lo + hi) // 2
+    B1, B2 = _index_blocks(D, lo, mid), _index_blocks(D, mid, hi)
+    out = []
+    for q in range(D + 1):
+        parts = [np.concatenate([np.repeat(B1[k], B2[q - k].shape[0], axis=0),
+                                 np.tile(B2[q - k], (B1[k].shape[0], 1))], axis=1) for k in range(q + 1)]
+        out.append(np.concatenate(parts))
+    return out
+
+
+def _feature_blocks(P: list, D: int, lo: int, hi: int) -> list:
+    """Degree blocks (each (n_q, n)) of the products of the per-coordinate polynomials ``P[k][c]`` (n,),
+    coordinates ``lo..hi-1``: outer products of the two halves' blocks (few, wide, vectorised products)."""
+    if hi - lo == 1:
+        return [P[q][lo][None] for q in range(D + 1)]
+    mid = (lo + hi) // 2
+    B1, B2 = _feature_blocks(P, D, lo, mid), _feature_blocks(P, D, mid, hi)
+    n = P[0].shape[-1]
+    return [jnp.concatenate([(B1[k][:, None, :] * B2[q - k][None, :, :]).reshape(-1, n) for k in range(q + 1)])
+            for q in range(D + 1)]
+
+
+def _features(x: jax.Array, D: int, mask: jax.Array | None = None) -> jax.Array:
     """``h_r(x)`` for every multi-index of :func:`_graded_tensor_indices` (D, x.shape[1]), feature-major
-    (n_features, n): one product per feature, no gathers."""
+    (n_features, n), times ``mask`` (n,) when given (applied once, to the first coordinate's polynomials).
+    The recurrence ``h_{k+1} = (x h_k - sqrt(k) h_{k-1}) / sqrt(k + 1)`` unrolled, then products by
+    :func:`_feature_blocks`."""
     n, dim = x.shape
     if dim == 0:
-        return jnp.ones((1, n), x.dtype)
-    Hx = jnp.moveaxis(_polynomials(x, D), 0, -1)  # (d, D + 1, n)
-    blocks = [Hx[0, q][None] for q in range(D + 1)]
-    for i in range(1, dim):
-        blocks = [jnp.concatenate([blocks[q - k] * Hx[i, k][None] for k in range(q + 1)]) for q in range(D + 1)]
-    return jnp.concatenate(blocks)
+        one = jnp.ones((1, n), x.dtype)
+        return one if mask is None else one * mask[None]
+    xt = x.T  # (dim, n)
+    P = [jnp.ones_like(xt), xt]
+    for k in range(1, D):
+        P.append((xt * P[k] - np.sqrt(k) * P[k - 1]) * (1.0 / np.sqrt(k + 1.0)))
+    P = P[:D + 1]
+    if mask is not None:
+        P = [p.at[0].multiply(mask) for p in P]
+    return jnp.concatenate(_feature_blocks(P, D, 0, dim))
 
 
 @functools.lru_cache(maxsize=16)
@@ -159,9 +189,33 @@ def _plan(order: int, d: int) -> dict:
         a, b = nu[pair, j], nv[pair, j]
         r[:, j] = a + b - 2 * k
         coef = coef * _lin_coef(a, b, k)
+    lin_pos = position(r)
+    # Group the pairs by their number of terms t: each group is a dense (n_t, t) gather and a row sum (no
+    # scatter), and the covariance is one gather of the grouped sums through ``cov_slot`` (M, M).
+    cnt = np.bincount(pair, minlength=iu.size)
+    start = np.concatenate([[0], np.cumsum(cnt)[:-1]])
+    groups, slot, off = [], np.empty(iu.size, dtype=np.int64), 0
+    for t in np.unique(cnt):
+        sel = np.flatnonzero(cnt == t)
+        take = start[sel][:, None] + np.arange(t)[None]
+        groups.append((lin_pos[take], coef[take]))
+        slot[sel] = off + np.arange(sel.size)
+        off += sel.size
+    pid = np.empty((M, M), dtype=np.int64)
+    pid[iu, iv] = np.arange(iu.size)
+    pid[iv, iu] = np.arange(iu.size)
     return {"da": da, "na": Ia.shape[0], "nb": Ib.shape[0], "blocks": tuple(blocks), "n_mom": n_mom, "M": M,
-            "mean_pos": mean_pos, "lin_pos": position(r), "lin_pair": pair, "lin_coef": coef, "iu": iu, "iv": iv,
-            "n_pairs": iu.size}
+            "mean_pos": mean_pos, "lin_pos": lin_pos, "lin_pair": pair, "lin_coef": coef, "iu": iu, "iv": iv,
+            "n_pairs": iu.size, "groups": tuple(groups), "cov_slot": slot[pid].astype(np.int32)}
+
+
+@functools.lru_cache(maxsize=16)
+def _assembly_tables(order: int, d: int) -> tuple:
+    """The plan's assembly tables as device arrays (built once per shape)."""
+    pl = _plan(order, d)
+    with jax.enable_x64(True):
+        return (jnp.asarray(pl["mean_pos"]), tuple((jnp.asarray(p), jnp.asarray(c)) for p, c in pl["groups"]),
+                jnp.asarray(pl["cov_slot"]))
 
 
 def _chunks(x: jax.Array, width: int):
@@ -174,26 +228,58 @@ def _chunks(x: jax.Array, width: int):
     return xp, mask
 
 
+def _chunks_host(x: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_chunks` on the host (numpy): one transfer to the device instead of a few small dispatches."""
+    P, d = x.shape
+    chunk = int(max(1, min(P, max(64, _CHUNK_ELEMENTS // max(width, 1)))))
+    n_chunks = -(-P // chunk)
+    pad = n_chunks * chunk - P
+    xp = np.concatenate([x, np.zeros((pad, d), x.dtype)]).reshape(n_chunks, chunk, d)
+    mask = np.concatenate([np.ones(P), np.zeros(pad)]).reshape(n_chunks, chunk)
+    return xp, mask
+
+
+def _stats_dispatch(x: np.ndarray, order: int):
+    """Dispatch the statistics of one sample set (asynchronously: nothing is collected on the host).
+    Returns device arrays ``(mean (M,), cov (M, M))``."""
+    x = np.asarray(x, dtype=np.float64)
+    P, d = x.shape
+    pl = _plan(order, d)
+    xp, mask = _chunks_host(x, 2 * (pl["na"] + pl["nb"]))
+    return _stats_jit(jnp.asarray(xp), jnp.asarray(mask), _assembly_tables(order, d), order=order, P=P)
+
+
 @x64
 def sample_stats(x: np.ndarray, order: int) -> SampleStats:
     """Coefficient vector (orders 1..order) and its covariance (see the module docstring)."""
-    x = jnp.asarray(x, dtype=jnp.float64)
-    P, d = x.shape
-    pl = _plan(order, d)
-    xp, mask = _chunks(x, 2 * (pl["na"] + pl["nb"]))
+    x = np.asarray(x, dtype=np.float64)
+    mean, cov = _stats_dispatch(x, order)
+    return SampleStats(np.asarray(mean), np.asarray(cov), x.shape[0])
+
+
+@x64
+def stats_many(sets, order: int) -> tuple[jax.Array, jax.Array]:
+    """:func:`sample_stats` of several sample sets, all dispatched before any is collected (the device
+    works through the queue while the host prepares the next set). Returns device arrays: means (K, M) and
+    covariances (K, M, M)."""
+    out = [_stats_dispatch(x, order) for x in sets]
+    return jnp.stack([m for m, _ in out]), jnp.stack([c for _, c in out])
+
+
+@functools.partial(jax.jit, static_argnames=("order", "P"))
+def _stats_jit(xp, mask, tables, *, order: int, P: int):
+    """Moment pass and covariance assembly in one executable."""
     mom = _moment_sums(xp, mask, order=order) / P
-    mean, cov = _assemble(mom, jnp.asarray(pl["mean_pos"]), jnp.asarray(pl["lin_pos"]), jnp.asarray(pl["lin_pair"]),
-                          jnp.asarray(pl["lin_coef"]), jnp.asarray(pl["iu"]), jnp.asarray(pl["iv"]),
-                          n_pairs=pl["n_pairs"], M=pl["M"], P=P)
-    return SampleStats(np.asarray(mean), np.asarray(cov), P)
+    return _assemble(mom, tables, P=P)
 
 
-@functools.partial(jax.jit, static_argnames=("n_pairs", "M", "P"))
-def _assemble(mom, mean_pos, lin_pos, lin_pair, lin_coef, iu, iv, *, n_pairs, M, P):
+def _assemble(mom, tables, *, P):
+    """``mean`` and ``cov`` from the moments: ``mean h h^T`` entry by entry as the linearisation's sums (one
+    dense gather and row sum per group of pairs with the same number of terms), minus ``mean mean^T``."""
+    mean_pos, groups, cov_slot = tables
     mean = mom[mean_pos]
-    s2 = jax.ops.segment_sum(lin_coef * mom[lin_pos], lin_pair, num_segments=n_pairs)
-    up = s2 - mean[iu] * mean[iv]
-    cov = jnp.zeros((M, M)).at[iu, iv].set(up).at[iv, iu].set(up) / max(P - 1, 1)
+    s2 = jnp.concatenate([jnp.sum(coef * mom[pos], axis=1) for pos, coef in groups])
+    cov = (s2[cov_slot] - mean[:, None] * mean[None, :]) / max(P - 1, 1)
     return mean, cov
 
 
@@ -206,7 +292,7 @@ def _moment_sums(xp, mask, *, order: int):
 
     def body(acc, chunk):
         xc, mc = chunk
-        F = {"a": _features(xc[:, :da], D) * mc[None], "b": _features(xc[:, da:], D)}
+        F = {"a": _features(xc[:, :da], D, mc), "b": _features(xc[:, da:], D)}
         parts = []
         for side, r0, r1, nc, _ in pl["blocks"]:
             own, oth = (F["a"], F["b"]) if side in ("a", "c") else (F["b"], F["a"])
@@ -302,6 +388,33 @@ def _influence_draws(key, s, *, n_boot: int):
         return jnp.take(s, i, axis=0).mean(0) - mean
 
     return jax.lax.map(one, jnp.arange(n_boot), batch_size=min(n_boot, 8))
+
+
+@x64
+def bootstrap_draws_many(keys, sets, order: int, V, n_boot: int) -> np.ndarray:
+    """``sum_k`` :func:`influence_draws` ``(keys[k], feature_values(sets[k], order, V[k]), n_boot)`` (n_boot, p),
+    the same numbers, with every set's per-point values and draws dispatched before any is collected and
+    the per-point values never leaving the device. ``V`` (K, M, p), a device array or numpy."""
+    V = jnp.asarray(V, dtype=jnp.float64)
+    total = None
+    for k, x in enumerate(sets):
+        x = np.asarray(x, dtype=np.float64)
+        P, d = x.shape
+        if P >= 2**32:
+            raise ValueError(f"a sample set has {P} points; the bootstrap supports fewer than 2^32")
+        vp = _value_plan(order, d)
+        xp, _ = _chunks_host(x, 4 * (vp["na"] + vp["nb"]))
+        dr = _boot_one(keys[k], jnp.asarray(xp), V[k], order=order, P=P, n_boot=int(n_boot))
+        total = dr if total is None else total + dr
+    return np.asarray(total)
+
+
+@functools.partial(jax.jit, static_argnames=("order", "P", "n_boot"))
+def _boot_one(key, xp, V, *, order: int, P: int, n_boot: int):
+    vp = _value_plan(order, xp.shape[-1])
+    Vf = jnp.zeros((vp["na"], vp["nb"], V.shape[1]), V.dtype).at[vp["ia"], vp["ib"]].set(V)
+    s = _feature_values(xp, Vf, order=order)
+    return _influence_draws(key, s.reshape(-1, s.shape[-1])[:P], n_boot=n_boot)
 
 
 @x64

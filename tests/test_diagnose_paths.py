@@ -1,0 +1,89 @@
+"""The fast paths of hl.diagnose against references computed differently: the fused bootstrap draws against
+the explicit feature matrix and the per-set draws, the latent covariance and its factor against a dense numpy
+inverse, the latent vector from the Levenberg-Marquardt factorisation against the dense-solve profile, and the
+scoped single-threaded BLAS (restored on exit)."""
+
+import jax
+import numpy as np
+
+import hermite_limit as hl
+from hermite_limit._blas import single_threaded_blas
+from hermite_limit._diagnose import _model as mdl
+from hermite_limit._diagnose._stats import bootstrap_draws_many, influence_draws, stats_many
+from hermite_limit.hermite._indices import graded_indices
+
+
+def test_fused_bootstrap_draws_equal_the_per_set_draws_of_the_explicit_features():
+    # sum_k draws(key_k, H_k V_k) with H_k the explicit (n_k, M) feature matrix (hermite_products): the same
+    # resampling indices, so equal to rounding; sets of different sizes and dimension 5 (halves 3 + 2)
+    rng = np.random.default_rng(11)
+    order, dim, B = 3, 5, 64
+    idx = graded_indices(order, dim)[1:]
+    sets = [rng.standard_normal((n, dim)) * 0.8 + 0.1 for n in (700, 1100, 900)]
+    V = rng.standard_normal((len(sets), idx.shape[0], 2))
+    keys = jax.random.split(jax.random.key(5), len(sets))
+    got = bootstrap_draws_many(keys, sets, order, V, B)
+    ref = sum(influence_draws(keys[k], np.asarray(hl.hermite_products(x, idx)) @ V[k], B) for k, x in enumerate(sets))
+    np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12 * np.abs(ref).max())
+
+
+def test_stats_many_equals_np_cov_of_the_feature_matrix():
+    # means and covariances of several sets (dispatched together) against np.cov of the explicit features
+    rng = np.random.default_rng(12)
+    order, dim = 2, 7
+    idx = graded_indices(order, dim)[1:]
+    sets = [rng.standard_normal((n, dim)) * rng.uniform(0.6, 1.4, dim) for n in (400, 650)]
+    A, C = stats_many(sets, order)
+    for k, x in enumerate(sets):
+        H = np.asarray(hl.hermite_products(x, idx))
+        np.testing.assert_allclose(np.asarray(A[k]), H.mean(0), rtol=1e-12, atol=1e-13)
+        ref = np.cov(H.T) / len(x)
+        assert np.max(np.abs(np.asarray(C[k]) - ref)) <= 1e-11 * np.max(np.abs(ref))
+
+
+def test_latent_cov_and_factor_match_a_dense_inverse():
+    # the leading block of N^{-1}, N = sum_k C_k^T W_k C_k, and its Cholesky factor, against numpy (L = 2)
+    rng = np.random.default_rng(13)
+    K, L, M = 4, 2, 6
+    C = rng.uniform(0.2, 1.0, (K, L, M))
+    Ls = rng.standard_normal((K, M, M)) + 3 * np.eye(M)
+    W = np.einsum("kji,kjl->kil", Ls, Ls)
+    N = np.einsum("kij,kli,kmj->limj", W, C, C).reshape(L * M, L * M)
+    ref = np.linalg.inv(N)[:M, :M]
+    with jax.enable_x64(True):
+        B, Lb = mdl.latent_cov_chol(jax.numpy.asarray(C), jax.numpy.asarray(W), n_keep=M)
+    np.testing.assert_allclose(np.asarray(B), ref, rtol=1e-10, atol=1e-12 * np.abs(ref).max())
+    np.testing.assert_allclose(np.asarray(Lb), np.linalg.cholesky(ref), rtol=1e-9, atol=1e-12)
+
+
+def test_latent_vector_from_the_fit_equals_the_dense_profile():
+    # b_hat returned by the fit (from the LM's Cholesky of N) against profile_jit's dense solve at theta_hat
+    rng = np.random.default_rng(14)
+    order, dim, G = 2, 2, 3
+    mo = graded_indices(order, dim)[1:].sum(1)
+    M, K = mo.size, G + 1
+    A = rng.standard_normal((K, M)) * 0.1 + np.linspace(1.0, 0.5, K)[:, None]
+    Ls = rng.standard_normal((K, M, M)) + 3 * np.eye(M)
+    W = np.einsum("kji,kjl->kil", Ls, Ls)
+    spec = mdl.spec_items("fresh", G, False, order, False)
+    grid = mdl.start_grid("fresh", G, False)
+    with jax.enable_x64(True):
+        jA, jW, jmo = jax.numpy.asarray(A), jax.numpy.asarray(W), jax.numpy.asarray(mo)
+        th, q, H, b = mdl.fit_one_latent(jax.numpy.asarray(grid), jA, jW, jmo, spec_items=spec)
+        th1, q1, H1 = mdl.fit_one(jax.numpy.asarray(grid), jA, jW, jmo, spec_items=spec)
+        q_ref, b_ref = mdl.profile_jit(th, jA, jW, jmo, spec_items=spec)
+    np.testing.assert_array_equal(np.asarray(th), np.asarray(th1))
+    assert float(q) == float(q1)
+    assert abs(float(q) - float(q_ref)) <= 1e-10 * abs(float(q_ref))
+    np.testing.assert_allclose(np.asarray(b), np.asarray(b_ref), rtol=1e-9, atol=1e-12)
+
+
+def test_single_threaded_blas_is_scoped():
+    threadpoolctl = __import__("threadpoolctl")
+    np.linalg.cholesky(np.eye(3))  # make sure a BLAS is loaded
+    before = [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+    with single_threaded_blas():
+        inside = [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+    after = [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+    assert inside and all(n == 1 for n in inside)
+    assert after == before
