@@ -5,16 +5,26 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 NOT_INSTALLED = "peer not installed"
 KEYS = {"task", "peer", "peer_seconds", "ours_seconds", "ratio", "target_ratio", "met", "peer_error", "ours_error"}
 
 
-def test_benchmarks_tiny_run_writes_schema(tmp_path):
+def _groups():
+    from benchmarks.__main__ import TASKS
+
+    return list(TASKS)
+
+
+@pytest.mark.parametrize("group", _groups())  # one runner per group: the suite's workers share them out
+def test_benchmarks_tiny_run_writes_schema(tmp_path, group):
     out = tmp_path / "bench.json"
     md = tmp_path / "bench.md"
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--tiny", "--json", str(out), "--markdown", str(md)],
+        [sys.executable, "-m", "benchmarks", "--quick", "--tiny", "--only", group, "--json", str(out),
+         "--markdown", str(md)],
         cwd=ROOT, capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
