@@ -13,7 +13,13 @@ import pytest
 
 from hermite_limit import cli
 
-LAUNCH = "from hermite_limit.cli import main; raise SystemExit(main())"  # what the console script runs
+# What the console script runs, started as a shell starts a foreground job: SIGINT handled and not blocked. A
+# child inherits an ignored or blocked SIGINT from its parent, and a test worker's may be either (in the suite
+# under xdist a SIGINT was lost and the run finished with 0, while the same run started from a shell always
+# stopped with 130), so the child restores both before the CLI starts.
+LAUNCH = ("import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+          "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); "
+          "from hermite_limit.cli import main; raise SystemExit(main())")
 
 
 def _start(out: Path, config: Path) -> subprocess.Popen:
