@@ -218,25 +218,21 @@ def _assembly_tables(order: int, d: int) -> tuple:
                 jnp.asarray(pl["cov_slot"]))
 
 
-def _chunks(x: jax.Array, width: int):
+def _chunks(x, width: int, xp=jnp):
+    """``x`` (P, d) zero-padded into (n_chunks, chunk, d) with a (n_chunks, chunk) mask of the real rows; ``xp`` is
+    ``jnp`` (on the device) or ``np`` (on the host: one transfer instead of a few small dispatches)."""
     P, d = x.shape
     chunk = int(max(1, min(P, max(64, _CHUNK_ELEMENTS // max(width, 1)))))
     n_chunks = -(-P // chunk)
     pad = n_chunks * chunk - P
-    xp = jnp.concatenate([x, jnp.zeros((pad, d), x.dtype)]).reshape(n_chunks, chunk, d)
-    mask = jnp.concatenate([jnp.ones(P), jnp.zeros(pad)]).reshape(n_chunks, chunk)
-    return xp, mask
+    padded = xp.concatenate([x, xp.zeros((pad, d), x.dtype)]).reshape(n_chunks, chunk, d)
+    mask = xp.concatenate([xp.ones(P), xp.zeros(pad)]).reshape(n_chunks, chunk)
+    return padded, mask
 
 
 def _chunks_host(x: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_chunks` on the host (numpy): one transfer to the device instead of a few small dispatches."""
-    P, d = x.shape
-    chunk = int(max(1, min(P, max(64, _CHUNK_ELEMENTS // max(width, 1)))))
-    n_chunks = -(-P // chunk)
-    pad = n_chunks * chunk - P
-    xp = np.concatenate([x, np.zeros((pad, d), x.dtype)]).reshape(n_chunks, chunk, d)
-    mask = np.concatenate([np.ones(P), np.zeros(pad)]).reshape(n_chunks, chunk)
-    return xp, mask
+    """:func:`_chunks` on the host (numpy)."""
+    return _chunks(x, width, np)
 
 
 def _stats_dispatch(x: np.ndarray, order: int):
