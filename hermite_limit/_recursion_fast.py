@@ -459,19 +459,24 @@ def small_generation(gm: GaussianMixture, t0: float, alpha: float, n: int):
     w_low = 0.5 * min(alpha * (1.0 - alpha) ** (n - 1), tail_w)
     if not _screens_pass(gm, plan, 0.5 * math.exp(n * -t0), w_low, 1.0):
         return None
-    k, km1 = generation_columns(n)
-    x = k * -t0
-    rho = np.exp(x)
-    w = (1.0 - alpha) ** km1
-    w *= alpha
+    rho, w, neg_c = _term_columns(*generation_columns(n), t0, alpha)
     w[n, 0] = tail_w
-    x += x
-    neg_c = np.expm1(x)
     n_total = J * K
     W = np.multiply(w, gw).reshape(n_total)
     M = np.multiply(rho, mrow).reshape(n_total, d)
     C = _write_covs(None, rho * rho, crow, neg_c, mask, K, d)
     return GaussianMixture._from_host(W, M, C.reshape((n_total,) + tail), density=True)
+
+
+def _term_columns(k, km1, t0: float, alpha: float):
+    """Columns of the series' terms at ``k`` (with ``km1 = k - 1``): ``rho_k = e^{-k t0}``, weights
+    ``alpha (1-alpha)^{k-1}`` and ``-c_k = expm1(-2 k t0)``, in the operation order of the general writer (bitwise)."""
+    x = k * -t0
+    rho = np.exp(x)
+    w = (1.0 - alpha) ** km1
+    w *= alpha
+    x += x
+    return rho, w, np.expm1(x)
 
 
 def small_limit(gm: GaussianMixture, t0: float, alpha: float, J: int, stationary_mass: float, stationary_var: float):
@@ -489,13 +494,7 @@ def small_limit(gm: GaussianMixture, t0: float, alpha: float, J: int, stationary
     # the smallest rho^k and weight are at k = J: by Python's math, halved (lower bounds, as above)
     if not _screens_pass(gm, plan, 0.5 * math.exp(J * -t0), 0.5 * alpha * (1.0 - alpha) ** (J - 1), stationary_var):
         return None
-    k, km1 = series_columns(J)
-    x = k * -t0
-    rho = np.exp(x)
-    w = (1.0 - alpha) ** km1
-    w *= alpha
-    x += x
-    neg_c = np.expm1(x)
+    rho, w, neg_c = _term_columns(*series_columns(J), t0, alpha)
     if stationary_var != 1.0:
         neg_c *= stationary_var
     W, M, C = np.empty(n_total), np.empty((n_total, d)), np.empty((n_total,) + tail)
