@@ -4,7 +4,9 @@ inverse, the latent vector from the Levenberg-Marquardt factorisation against th
 scoped single-threaded BLAS (restored on exit)."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import hermite_limit as hl
 from hermite_limit._blas import single_threaded_blas
@@ -87,3 +89,29 @@ def test_single_threaded_blas_is_scoped():
     after = [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
     assert inside and all(n == 1 for n in inside)
     assert after == before
+
+
+def _splitmix64_np(z):
+    z = z * np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@pytest.mark.parametrize("p", [1, 2, 3])
+def test_influence_draws_equal_explicit_resampling(p):
+    # the draws are mean(s[idx]) - mean(s) for the documented SplitMix64 indices: recomputed here in numpy
+    # (uint64 wrap-around arithmetic), with an explicit gather, for odd and even numbers of columns
+    from hermite_limit._diagnose._stats import influence_draws
+
+    rng = np.random.default_rng(p)
+    N, B = 997, 13
+    s = rng.standard_normal((N, p))
+    key = jax.random.key(7)
+    kd = np.asarray(jax.random.bits(key, (2,), jnp.uint32)).astype(np.uint64)
+    seed = (kd[0] << np.uint64(32)) | kd[1]
+    j = np.arange(N, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        ref = np.stack([s[((_splitmix64_np(seed + np.uint64(b) * np.uint64(N) + j + np.uint64(1)) >> np.uint64(32))
+                           * np.uint64(N)) >> np.uint64(32)].mean(0) - s.mean(0) for b in range(B)])
+    np.testing.assert_allclose(influence_draws(key, s, B), ref, rtol=0, atol=1e-14)

