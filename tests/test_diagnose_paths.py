@@ -115,3 +115,21 @@ def test_influence_draws_equal_explicit_resampling(p):
         ref = np.stack([s[((_splitmix64_np(seed + np.uint64(b) * np.uint64(N) + j + np.uint64(1)) >> np.uint64(32))
                            * np.uint64(N)) >> np.uint64(32)].mean(0) - s.mean(0) for b in range(B)])
     np.testing.assert_allclose(influence_draws(key, s, B), ref, rtol=0, atol=1e-14)
+
+
+def test_precision_weights_equal_the_scaled_numpy_inverse_and_flag_singular_covariances():
+    # potrf + potri in place against numpy's LU inverse times the Wishart factor (n - M - 2) / (n - 1);
+    # a rank-deficient covariance is flagged (ok False), not inverted
+    from hermite_limit._diagnose._diagnosis import _precisions
+
+    rng = np.random.default_rng(3)
+    M, n = 40, 500
+    X = rng.standard_normal((3, 2 * M, M))
+    covs = np.einsum("kji,kjl->kil", X, X) / (2 * M) + 0.1 * np.eye(M)
+    covs[2] = np.outer(X[2, 0], X[2, 0])  # rank one
+    W, ok = _precisions(covs, np.array([n, n + 1, n]))
+    assert ok.tolist() == [True, True, False]
+    for k, nk in enumerate([n, n + 1]):
+        ref = np.linalg.inv(covs[k]) * (nk - M - 2) / (nk - 1)
+        np.testing.assert_allclose(W[k], ref, rtol=0, atol=1e-11 * np.abs(ref).max())
+        assert np.array_equal(W[k], W[k].T)

@@ -258,8 +258,15 @@ def stats_many(sets, order: int) -> tuple[jax.Array, jax.Array]:
     """:func:`sample_stats` of several sample sets, all dispatched before any is collected (the device
     works through the queue while the host prepares the next set). Returns device arrays: means (K, M) and
     covariances (K, M, M)."""
-    out = [_stats_dispatch(x, order) for x in sets]
+    out = stats_dispatched(sets, order)
     return jnp.stack([m for m, _ in out]), jnp.stack([c for _, c in out])
+
+
+@x64
+def stats_dispatched(sets, order: int) -> list[tuple[jax.Array, jax.Array]]:
+    """The per-set ``(mean, cov)`` device arrays of :func:`stats_many`, every set dispatched and none collected:
+    the caller can work on set k's statistics on the host while the device computes the later sets'."""
+    return [_stats_dispatch(x, order) for x in sets]
 
 
 @functools.partial(jax.jit, static_argnames=("order", "P"))
