@@ -133,3 +133,21 @@ def test_precision_weights_equal_the_scaled_numpy_inverse_and_flag_singular_cova
         ref = np.linalg.inv(covs[k]) * (nk - M - 2) / (nk - 1)
         np.testing.assert_allclose(W[k], ref, rtol=0, atol=1e-11 * np.abs(ref).max())
         assert np.array_equal(W[k], W[k].T)
+
+
+def test_diagnosis_is_the_same_with_one_or_two_set_threads(monkeypatch):
+    # sets run two at a time on host threads; every set writes only its own rows and the bootstrap draws are
+    # summed in set order, so the estimates and bootstrap errors are bitwise those of one thread
+    import hermite_limit._diagnose._stats as stats
+
+    data = hl.GaussianMixture([0.5, 0.5], [[-1.0, 0.3], [1.2, -0.4]], [[0.5, 0.7], [0.8, 0.4]])
+    gens = [np.asarray((hl.generation(data, 0.3, 0.1, i) if i else data).sample(jax.random.key(i), 3000))
+            for i in range(4)]
+
+    def run():
+        d = hl.diagnose(gens, order=3, bootstrap=True, n_boot=50, key=jax.random.key(9))
+        return [d.alpha, d.alpha_se, d.t0, d.t0_se, d.p_value, d.bootstrap["alpha_se"], d.bootstrap["t0_se"]]
+
+    two = run()
+    monkeypatch.setattr(stats, "SET_THREADS", 1)
+    assert run() == two

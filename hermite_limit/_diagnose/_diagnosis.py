@@ -23,7 +23,7 @@ from ..hermite._indices import check_order, graded_indices, n_indices
 from . import _model as mdl
 from ._conventions import ddpm_report, vp_report
 from .._blas import blas_single_thread
-from ._stats import bootstrap_draws_many, stats_dispatched
+from ._stats import stats_dispatch, bootstrap_draws_many, each_set
 
 Z95 = float(_st.norm.ppf(0.975))
 
@@ -289,15 +289,18 @@ def diagnose(generations: Sequence[Any], data: Any = None, *, order: int = 4, pe
         raise ValueError(f"within must lie in (0, 1); got within={within}")
 
     # ---- statistics of every sample set ----
-    # All sets are dispatched before any is collected; each set's weights are computed on the host (LAPACK)
-    # while the device works on the later sets' statistics.
+    # Two sets at a time (host threads feeding the device); each set's weights are computed on the host
+    # (LAPACK) as soon as its statistics are ready. Every set writes only its own rows.
     n_points = np.array([x.shape[0] for x in sets])
     M = n_indices(order, dim) - 1
     A, covs, W = np.empty((len(sets), M)), np.empty((len(sets), M, M)), np.empty((len(sets), M, M))
-    ok = []
-    for k, (mean_k, cov_k) in enumerate(stats_dispatched(sets, order)):
+
+    def statistics(k):
+        mean_k, cov_k = stats_dispatch(sets[k], order)
         A[k], covs[k] = mean_k, cov_k
-        ok.append(_precision_into(covs[k], n_points[k], W[k]))
+        return _precision_into(covs[k], n_points[k], W[k])
+
+    ok = each_set(statistics, len(sets))
     A_d, W_d = jnp.asarray(A), jnp.asarray(W)
     for nm, good in zip(names, ok):
         if not good:
