@@ -151,3 +151,13 @@ def test_diagnosis_is_the_same_with_one_or_two_set_threads(monkeypatch):
     two = run()
     monkeypatch.setattr(stats, "SET_THREADS", 1)
     assert run() == two
+
+
+@pytest.mark.parametrize("M", [1, 5, 128, 300])
+def test_mirror_lower_gives_the_symmetric_matrix_of_the_lower_triangle(M):
+    from hermite_limit._diagnose._diagnosis import _mirror_lower
+
+    a = np.random.default_rng(M).standard_normal((M, M))
+    ref = np.tril(a) + np.tril(a, -1).T
+    _mirror_lower(a)
+    assert np.array_equal(a, ref)

@@ -221,31 +221,23 @@ def _assembly_tables(order: int, d: int) -> tuple:
                 jnp.asarray(pl["cov_slot"]))
 
 
-def _chunks(x, width: int, xp=jnp):
-    """``x`` (P, d) zero-padded into (n_chunks, chunk, d) with a (n_chunks, chunk) mask of the real rows; ``xp`` is
-    ``jnp`` (on the device) or ``np`` (on the host: one transfer instead of a few small dispatches)."""
+def _chunks(x: jax.Array, width: int) -> tuple[jax.Array, jax.Array]:
+    """``x`` (P, d) zero-padded into (n_chunks, chunk, d) with a (n_chunks, chunk) mask of the real rows, inside
+    the caller's jit (the points cross to the device once, unpadded: no padded host copy)."""
     P, d = x.shape
     chunk = int(max(1, min(P, max(64, _CHUNK_ELEMENTS // max(width, 1)))))
     n_chunks = -(-P // chunk)
     pad = n_chunks * chunk - P
-    padded = xp.concatenate([x, xp.zeros((pad, d), x.dtype)]).reshape(n_chunks, chunk, d)
-    mask = xp.concatenate([xp.ones(P), xp.zeros(pad)]).reshape(n_chunks, chunk)
+    padded = jnp.concatenate([x, jnp.zeros((pad, d), x.dtype)]).reshape(n_chunks, chunk, d)
+    mask = (jnp.arange(n_chunks * chunk) < P).astype(x.dtype).reshape(n_chunks, chunk)
     return padded, mask
-
-
-def _chunks_host(x: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_chunks` on the host (numpy)."""
-    return _chunks(x, width, np)
 
 
 def stats_dispatch(x: np.ndarray, order: int):
     """Dispatch the statistics of one sample set (asynchronously: nothing is collected on the host).
     Returns device arrays ``(mean (M,), cov (M, M))``."""
     x = np.asarray(x, dtype=np.float64)
-    P, d = x.shape
-    pl = _plan(order, d)
-    xp, mask = _chunks_host(x, 2 * (pl["na"] + pl["nb"]))
-    return _stats_jit(jnp.asarray(xp), jnp.asarray(mask), _assembly_tables(order, d), order=order, P=P)
+    return _stats_jit(jnp.asarray(x), _assembly_tables(order, x.shape[1]), order=order)
 
 
 @x64
@@ -265,9 +257,12 @@ def stats_many(sets, order: int) -> tuple[jax.Array, jax.Array]:
     return jnp.stack([m for m, _ in out]), jnp.stack([c for _, c in out])
 
 
-@functools.partial(jax.jit, static_argnames=("order", "P"))
-def _stats_jit(xp, mask, tables, *, order: int, P: int):
+@functools.partial(jax.jit, static_argnames=("order",))
+def _stats_jit(x, tables, *, order: int):
     """Moment pass and covariance assembly in one executable."""
+    P, d = x.shape
+    pl = _plan(order, d)
+    xp, mask = _chunks(x, 2 * (pl["na"] + pl["nb"]))
     mom = _moment_sums(xp, mask, order=order) / P
     return _assemble(mom, tables, P=P)
 
@@ -327,13 +322,20 @@ def feature_values(x: np.ndarray, order: int, V: np.ndarray) -> np.ndarray:
     V = np.asarray(V, dtype=np.float64)
     Vf = np.zeros((vp["na"], vp["nb"], V.shape[1]))
     Vf[vp["ia"], vp["ib"]] = V
-    xp, _ = _chunks(x, 4 * (vp["na"] + vp["nb"]))
-    s = _feature_values(xp, jnp.asarray(Vf), order=order)
-    return np.asarray(s.reshape(-1, s.shape[-1])[:P])
+    return np.asarray(_feature_values_jit(x, jnp.asarray(Vf), order=order))
 
 
 @functools.partial(jax.jit, static_argnames=("order",))
+def _feature_values_jit(x, Vf, *, order: int):
+    """:func:`_feature_values` of the points ``x`` (P, d): (P, p)."""
+    vp = _value_plan(order, x.shape[-1])
+    xp, _ = _chunks(x, 4 * (vp["na"] + vp["nb"]))
+    s = _feature_values(xp, Vf, order=order)
+    return s.reshape(-1, s.shape[-1])[: x.shape[0]]
+
+
 def _feature_values(xp, Vf, *, order: int):
+    """Per-point values of :func:`feature_values` on zero-padded chunks ``xp`` (n_chunks, chunk, d)."""
     vp = _value_plan(order, xp.shape[-1])
     da, sa, sb = vp["da"], vp["sa"], vp["sb"]
 
@@ -431,10 +433,7 @@ def bootstrap_draws_many(keys, sets, order: int, V, n_boot: int) -> np.ndarray:
             raise ValueError(f"a sample set has {x.shape[0]} points; the bootstrap supports fewer than 2^32")
 
     def draws(k):
-        P, d = sets[k].shape
-        vp = _value_plan(order, d)
-        xp, _ = _chunks_host(sets[k], 4 * (vp["na"] + vp["nb"]))
-        return np.asarray(_boot_one(keys[k], jnp.asarray(xp), V[k], order=order, P=P, n_boot=int(n_boot)))
+        return np.asarray(_boot_one(keys[k], jnp.asarray(sets[k]), V[k], order=order, n_boot=int(n_boot)))
 
     total = None
     for dr in each_set(draws, len(sets)):
@@ -442,12 +441,11 @@ def bootstrap_draws_many(keys, sets, order: int, V, n_boot: int) -> np.ndarray:
     return total
 
 
-@functools.partial(jax.jit, static_argnames=("order", "P", "n_boot"))
-def _boot_one(key, xp, V, *, order: int, P: int, n_boot: int):
-    vp = _value_plan(order, xp.shape[-1])
+@functools.partial(jax.jit, static_argnames=("order", "n_boot"))
+def _boot_one(key, x, V, *, order: int, n_boot: int):
+    vp = _value_plan(order, x.shape[-1])
     Vf = jnp.zeros((vp["na"], vp["nb"], V.shape[1]), V.dtype).at[vp["ia"], vp["ib"]].set(V)
-    s = _feature_values(xp, Vf, order=order)
-    return _influence_draws(key, s.reshape(-1, s.shape[-1])[:P], n_boot=n_boot)
+    return _influence_draws(key, _feature_values_jit(x, Vf, order=order), n_boot=n_boot)
 
 
 @x64
