@@ -289,18 +289,17 @@ def diagnose(generations: Sequence[Any], data: Any = None, *, order: int = 4, pe
         raise ValueError(f"within must lie in (0, 1); got within={within}")
 
     # ---- statistics of every sample set ----
-    # Two sets at a time (host threads feeding the device); each set's weights are computed on the host
-    # (LAPACK) as soon as its statistics are ready. Every set writes only its own rows.
+    # Two sets at a time (host threads feeding the device), then the weights (LAPACK on the host), also two at
+    # a time. Every set writes only its own rows.
     n_points = np.array([x.shape[0] for x in sets])
     M = n_indices(order, dim) - 1
     A, covs, W = np.empty((len(sets), M)), np.empty((len(sets), M, M)), np.empty((len(sets), M, M))
 
     def statistics(k):
-        mean_k, cov_k = stats_dispatch(sets[k], order)
-        A[k], covs[k] = mean_k, cov_k
-        return _precision_into(covs[k], n_points[k], W[k])
+        A[k], covs[k] = stats_dispatch(sets[k], order)
 
-    ok = each_set(statistics, len(sets))
+    each_set(statistics, len(sets))
+    ok = each_set(lambda k: _precision_into(covs[k], n_points[k], W[k]), len(sets))
     A_d, W_d = jnp.asarray(A), jnp.asarray(W)
     for nm, good in zip(names, ok):
         if not good:
