@@ -58,8 +58,8 @@ def run(size: str = "full") -> list[TaskResult]:
     # call of the peers against the fastest of three of ours favoured us at the full size and, under load,
     # the peers at the quick size). At the quick size our call takes about 2 ms and its first dozen calls after
     # compilation are up to 1.5x slower than the steady state (thread-pool and cache warm-up; see README), so
-    # every side gets 20 untimed calls and the fastest of 20, as the Hermite rows do.
-    repeats, warmup = (3, 0) if size == "full" else (20, 20)
+    # every side gets 20 untimed calls and the fastest of 50.
+    repeats, warmup = (3, 0) if size == "full" else (50, 20)
     c_ours, t_ours, lp = time_fn(lambda: gm.logpdf(x), repeats, warmup)
     sk = SkGM(K, covariance_type="full")
     sk.weights_, sk.means_, sk.covariances_ = w, m, S
