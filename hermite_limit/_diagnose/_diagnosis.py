@@ -204,6 +204,11 @@ def diagnose(generations: Sequence[Any], data: Any = None, *, order: int = 4, pe
     Hessian), the 2.5/97.5 % quantiles the percentile interval. Not captured: the curvature of
     ``theta_hat(A)`` beyond first order, which the asymptotic errors ignore as well.
 
+    Execution: the per-set statistics, weights and bootstrap draws run two sets at a time on two host threads
+    (created for the call and joined before it returns), with numpy's BLAS at one thread for the call's
+    duration (restored after). The result does not depend on the threads: the same inputs and ``key`` give
+    the same numbers bit for bit.
+
     Parameters
     ----------
     generations : sequence of arrays (n_i, d), generation 0 first (at least two)
