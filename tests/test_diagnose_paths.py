@@ -11,7 +11,7 @@ import pytest
 import hermite_limit as hl
 from hermite_limit._blas import single_threaded_blas
 from hermite_limit._diagnose import _model as mdl
-from hermite_limit._diagnose._stats import bootstrap_draws_many, influence_draws, stats_many
+from hermite_limit._diagnose._stats import bootstrap_draws_many, each_set, influence_draws, stats_dispatch
 from hermite_limit.hermite._indices import graded_indices
 
 
@@ -29,13 +29,14 @@ def test_fused_bootstrap_draws_equal_the_per_set_draws_of_the_explicit_features(
     np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12 * np.abs(ref).max())
 
 
-def test_stats_many_equals_np_cov_of_the_feature_matrix():
-    # means and covariances of several sets (dispatched together) against np.cov of the explicit features
+def test_set_statistics_on_two_threads_equal_np_cov_of_the_feature_matrix():
+    # means and covariances of several sets (two at a time, as diagnose runs them) against np.cov of the explicit
+    # features
     rng = np.random.default_rng(12)
     order, dim = 2, 7
     idx = graded_indices(order, dim)[1:]
     sets = [rng.standard_normal((n, dim)) * rng.uniform(0.6, 1.4, dim) for n in (400, 650)]
-    A, C = stats_many(sets, order)
+    A, C = zip(*each_set(lambda k: stats_dispatch(sets[k], order), len(sets)))
     for k, x in enumerate(sets):
         H = np.asarray(hl.hermite_products(x, idx))
         np.testing.assert_allclose(np.asarray(A[k]), H.mean(0), rtol=1e-12, atol=1e-13)

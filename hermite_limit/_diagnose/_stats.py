@@ -248,15 +248,6 @@ def sample_stats(x: np.ndarray, order: int) -> SampleStats:
     return SampleStats(np.asarray(mean), np.asarray(cov), x.shape[0])
 
 
-@x64
-def stats_many(sets, order: int) -> tuple[jax.Array, jax.Array]:
-    """:func:`sample_stats` of several sample sets, all dispatched before any is collected (the device
-    works through the queue while the host prepares the next set). Returns device arrays: means (K, M) and
-    covariances (K, M, M)."""
-    out = [stats_dispatch(x, order) for x in sets]
-    return jnp.stack([m for m, _ in out]), jnp.stack([c for _, c in out])
-
-
 @functools.partial(jax.jit, static_argnames=("order",))
 def _stats_jit(x, tables, *, order: int):
     """Moment pass and covariance assembly in one executable."""
