@@ -23,7 +23,7 @@ from ..hermite._indices import check_order, graded_indices, n_indices
 from . import _model as mdl
 from ._conventions import ddpm_report, vp_report
 from .._blas import blas_single_thread
-from ._stats import stats_dispatch, bootstrap_draws_many, each_set
+from ._stats import bootstrap_draws_many, each_set, stats_dispatch
 
 Z95 = float(_st.norm.ppf(0.975))
 
@@ -499,9 +499,11 @@ def _precision_into(S: np.ndarray, n: float, out: np.ndarray) -> bool:
         out[...] = np.nan
         return False
     Wi, info = lapack.dpotri(L, lower=0, overwrite_c=1)  # the upper triangle of work = lower triangle of out
-    if info != 0 or not np.shares_memory(Wi, out):
+    if info != 0:
         out[...] = np.nan
         return False
+    if not np.shares_memory(Wi, out):  # a wrapper that copied instead of working in place: same numbers
+        work[...] = Wi
     _mirror_lower(out)
     out *= (n - M - 2) / (n - 1)
     return bool(n > M + 2)
