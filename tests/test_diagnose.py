@@ -248,10 +248,11 @@ def test_per_generation_times_with_a_separate_data_sample():
     assert hl.diagnose(gens, x_data, order=4).p_value < 1e-3
 
 
-@pytest.mark.parametrize("dim,order", [(1, 4), (5, 3), (10, 2)])
+@pytest.mark.parametrize("dim,order", [(1, 4), (5, 3), (10, 2), (10, 4)])
 def test_moment_covariance_matches_numpy_feature_covariance(dim, order):
     # the covariance assembled from the 2*order sample moments (Hermite linearisation, split coordinates)
-    # against np.cov of the explicit (n, M) feature matrix
+    # against np.cov of the explicit (n, M) feature matrix; (10, 4) takes the high-degree blocks sub-block by
+    # sub-block on both branches of _HalfFeatures.degree_times
     rng = np.random.default_rng(dim)
     x = rng.standard_normal((1500, dim)) * rng.uniform(0.5, 1.5, dim) + rng.uniform(-0.5, 0.5, dim)
     idx = graded_indices(order, dim)[1:]

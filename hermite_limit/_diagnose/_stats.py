@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from concurrent.futures import ThreadPoolExecutor
 
 import jax
@@ -277,15 +278,94 @@ def _moment_sums(xp, mask, *, order: int):
 
     def body(acc, chunk):
         xc, mc = chunk
-        F = {"a": _features(xc[:, :da], D, mc), "b": _features(xc[:, da:], D)}
+        # the mask goes on both halves (mask^2 = mask): every product below then carries it exactly once
+        halves = {"a": _HalfFeatures(xc[:, :da], D, mc), "b": _HalfFeatures(xc[:, da:], D, mc)}
         parts = []
         for side, r0, r1, nc, _ in pl["blocks"]:
-            own, oth = (F["a"], F["b"]) if side in ("a", "c") else (F["b"], F["a"])
-            parts.append((own[r0:r1] @ oth[:nc].T).reshape(-1))
+            own, oth = (halves["a"], halves["b"]) if side in ("a", "c") else (halves["b"], halves["a"])
+            G = oth.upto(order)[:nc]
+            if side == "c":
+                parts.append((own.upto(order) @ G.T).reshape(-1))
+            else:
+                parts.append(own.degree_times(own.degree_of_row(r0), G))
         return acc + jnp.concatenate(parts), None
 
     acc, _ = jax.lax.scan(body, jnp.zeros(pl["n_mom"]), (xp, mask))
     return acc
+
+
+class _HalfFeatures:
+    """Degree blocks of ``h_r(x)`` over the coordinates of one half (the layout of :func:`_features`), built on
+    demand, and the sums ``sum_j h_r(x_j) G_c(x_j)`` over one degree ``p`` of ``r``.
+
+    A degree block is the concatenation over ``k`` of the outer products of the degree-``k`` block of the first
+    sub-half and the degree-``(p - k)`` block of the second. The high-degree blocks (degree 7 and 8 at
+    order 4: 64% of the 1287 features of five coordinates) meet only the one to six lowest features of the
+    other half, so their sums are taken sub-block by sub-block, ``sum_j B1_k (B2_{p-k} G_c)``, with ``G``
+    folded into the smaller sub-block: the wide block is never written (45% fewer feature writes at d = 10).
+    """
+
+    def __init__(self, x, D: int, mask):
+        n, dim = x.shape
+        self.n, self.dim, self.D = n, dim, D
+        if dim == 0:
+            self.blocks = {0: mask[None]}
+            self.sub = None
+            return
+        xt = x.T  # (dim, n)
+        P = [jnp.ones_like(xt), xt]
+        for k in range(1, D):
+            P.append((xt * P[k] - np.sqrt(k) * P[k - 1]) * (1.0 / np.sqrt(k + 1.0)))
+        P = [p.at[0].multiply(mask) for p in P[:D + 1]]
+        if dim == 1:
+            self.blocks = {q: P[q] for q in range(D + 1)}
+            self.sub = None
+        else:
+            mid = dim // 2
+            self.sub = (_feature_blocks(P, D, 0, mid), _feature_blocks(P, D, mid, dim))
+            self.blocks = {}
+        sizes = [math.comb(q + dim - 1, dim - 1) for q in range(D + 1)]
+        self.starts = np.concatenate([[0], np.cumsum(sizes)])
+
+    def degree(self, q: int):
+        if q not in self.blocks:
+            B1, B2 = self.sub
+            self.blocks[q] = jnp.concatenate([(B1[k][:, None, :] * B2[q - k][None, :, :]).reshape(-1, self.n)
+                                              for k in range(q + 1)])
+        return self.blocks[q]
+
+    def upto(self, q: int):
+        if self.dim == 0:
+            return self.blocks[0]
+        return jnp.concatenate([self.degree(r) for r in range(q + 1)])
+
+    def degree_of_row(self, r0: int) -> int:
+        return int(np.searchsorted(self.starts, r0, side="right") - 1)
+
+    def degree_times(self, p: int, G):
+        """``(sum_j h_r(x_j) G_c(x_j))`` for ``|r| = p`` (rows in :func:`_features`' order) and the rows ``c`` of
+        ``G`` (nc, n), flattened row-major (r outer)."""
+        nc = G.shape[0]
+        if self.sub is None or p in self.blocks:
+            return (self.degree(p) @ G.T).reshape(-1)
+        B1, B2 = self.sub
+        n1 = [B1[k].shape[0] for k in range(p + 1)]
+        n2 = [B2[p - k].shape[0] for k in range(p + 1)]
+        split_writes = 0 if nc == 1 else sum(min(a, b) for a, b in zip(n1, n2)) * nc
+        if split_writes >= sum(a * b for a, b in zip(n1, n2)):
+            return (self.degree(p) @ G.T).reshape(-1)
+        out = []
+        for k in range(p + 1):
+            L, R = B1[k], B2[p - k]
+            if nc == 1:  # G is the other half's constant feature: the mask, already on L
+                out.append((L @ R.T).reshape(-1))
+            elif n2[k] <= n1[k]:
+                RG = (R[:, None, :] * G[None]).reshape(-1, self.n)  # rows (i2, c)
+                out.append((L @ RG.T).reshape(-1))
+            else:
+                LG = (L[:, None, :] * G[None]).reshape(-1, self.n)  # rows (i1, c)
+                out.append((LG @ R.T).reshape(n1[k], nc, n2[k]).transpose(0, 2, 1).reshape(-1))
+        return jnp.concatenate(out)
 
 
 @functools.lru_cache(maxsize=16)
