@@ -15,7 +15,8 @@ combination of the sample means ``mu_r = mean_j h_r(x_j)``, ``|r| <= 2 order``. 
 means (43 758 for d = 10, order 4, against 10^6 entries of ``H^T H``) are the only pass over the samples:
 the coordinates are split into two halves ``x = (x_a, x_b)``, ``h_r(x) = h_{r_a}(x_a) h_{r_b}(x_b)``, and
 ``mu`` is one matrix product per degree ``p`` of ``r_a``, ``F_{a,p}^T F_{b, <= 2 order - p}`` (each ``mu_r``
-computed once), chunked over the points, in float64.
+computed once; the widest, high-degree blocks summed sub-block by sub-block without being written, see
+:class:`_HalfFeatures`), chunked over the points, in float64.
 
 Bootstrap. :func:`influence_draws` resamples the N points with replacement ``n_boot`` times
 (multinomial counts ``c_j``) and returns ``sum_j (c_j - 1) s_j / N`` for given per-point values
@@ -302,7 +303,8 @@ class _HalfFeatures:
     sub-half and the degree-``(p - k)`` block of the second. The high-degree blocks (degree 7 and 8 at
     order 4: 64% of the 1287 features of five coordinates) meet only the one to six lowest features of the
     other half, so their sums are taken sub-block by sub-block, ``sum_j B1_k (B2_{p-k} G_c)``, with ``G``
-    folded into the smaller sub-block: the wide block is never written (45% fewer feature writes at d = 10).
+    folded into the smaller sub-block: the wide block is never written (at d = 10 about 1,000 values written
+    per point and half instead of 1,587, and about a third less CPU time per sample set).
     """
 
     def __init__(self, x, D: int, mask):
