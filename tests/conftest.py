@@ -10,6 +10,29 @@ import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")  # headless figures in tests (the library itself never picks a backend)
 
+
+def _session_compilation_cache() -> None:
+    """One JAX persistent compilation cache for the whole test session, in a fresh temporary folder.
+
+    The first process to import this file (pytest's controller) creates the folder and exports it; the xdist
+    workers and every subprocess the tests start (the CLI, notebook kernels, benchmark runs) inherit the
+    variable, so a program compiled in one of them is loaded, not compiled again, in the others. Fresh per
+    session (removed at exit), so no run depends on an earlier one. Compilation is most of the suite's time.
+    """
+    if "JAX_COMPILATION_CACHE_DIR" in os.environ:
+        return
+    import atexit
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="hermite-limit-test-jax-cache-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = folder
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+
+
+_session_compilation_cache()
+
 import jax
 import numpy as np
 import pytest
