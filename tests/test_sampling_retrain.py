@@ -134,22 +134,23 @@ def test_exact_w2_samples_to_mixture_matches_quadrature():
 
 def test_one_dimensional_records_compute_the_axis_once():
     """In one dimension the slice is the axis: the marginal and sliced records are the same W2, each equal to the
-    exact 1-D W2 of that generation's particles to the closed-form law (computed here directly)."""
+    exact 1-D W2 of the particles to the closed-form law (computed here directly)."""
+    from hermite_limit.sampling._retrain import _record, _record_shapes
     from hermite_limit.sampling._stats import w2_samples_to_mixture_1d
 
     data = hl.GaussianMixture([0.4, 0.6], [[-1.5], [1.0]], [0.3, 0.5])
-    seen = []
     with jax.enable_x64(True):
-        res = hl.retrain(jax.random.key(4), data, 0.5, 0.1, 2, 300, carry="analytic", n_steps=20, progress=False,
-                         callback=lambda i, x: seen.append(np.asarray(x)))
-        R = res.records
-        np.testing.assert_array_equal(R.marginal_w2[:, 0], R.sliced_w2)
-        np.testing.assert_array_equal(R.marginal_delta[:, 0], R.delta)
-        for i, x in enumerate(seen):
-            p = hl.generation(data, 0.5, 0.1, i + 1)
-            want = float(w2_samples_to_mixture_1d(jax.numpy.asarray(x[:, 0]), p.weights, p.means[:, 0],
-                                                  jax.numpy.sqrt(p.covs.reshape(-1))))
-            assert R.sliced_w2[i] == pytest.approx(want, rel=1e-12)
+        exact = hl.generation(data, 0.5, 0.1, 1)
+        ideal = hl.generation(data, 0.5, 0.1, 2)
+        x = exact.sample(jax.random.key(4), 200) * 1.05
+        rec = {name: np.zeros((1,) + shape) for name, shape in _record_shapes(1, 4).items()}
+        _record(rec, 0, x, exact, ideal, jax.numpy.ones((1, 1)), 3, jax.random.key(5), 200)
+        for law, w, per_axis in ((exact, rec["sliced_w2"][0], rec["marginal_w2"][0, 0]),
+                                 (ideal, rec["delta"][0], rec["marginal_delta"][0, 0])):
+            want = float(w2_samples_to_mixture_1d(x[:, 0], law.weights, law.means[:, 0],
+                                                  jax.numpy.sqrt(law.covs.reshape(-1))))
+            assert w == per_axis
+            assert w == pytest.approx(want, rel=1e-12)
 
 
 def test_projected_w2_direction_batches_divide_the_directions():

@@ -113,15 +113,15 @@ def test_learned_score_loop_compiles_once_over_law_sizes_and_gives_the_same_part
         net = cfg.score_function(cfg.network(jax.random.key(1), 2), 0.1, 4.0)
         laws = [pad_mixture(hl.datasets.ring_2d(), 16), pad_mixture(hl.datasets.ring_2d(), 48)]
         sizes = []
-        for q in laws:
-            for init in ("exact", "gaussian"):
-                got = hl.reverse_sample(jax.random.key(5), q, 64, t0=0.1, n_steps=7, method="exponential",
-                                        grid="geometric", init=init, score=net).particles
+        for j, q in enumerate(laws):
+            got = hl.reverse_sample(jax.random.key(5), q, 64, t0=0.1, n_steps=7, method="exponential",
+                                    grid="geometric", score=net).particles
+            sizes.append(_loop_core.wide._cached._cache_size())
+            if j == 1:
                 ref = _sample_core(jax.random.key(5), q, 64, time_grid(0.1, 4.0, 7, "geometric"), net, None,
-                                   "exponential", init, "scan", "unsafe", None)
+                                   "exponential", "exact", "scan", "unsafe", None)
                 np.testing.assert_array_equal(np.asarray(got), np.asarray(ref))
-                sizes.append(_loop_core.wide._cached._cache_size())
-    assert sizes[1] == sizes[2] == sizes[3]  # the second law, either start, reused the loop
+    assert sizes[0] == sizes[1]  # the second law reused the loop
 
 
 @pytest.mark.parametrize("method", ["em", "exponential", "ode"])
