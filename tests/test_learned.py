@@ -373,3 +373,36 @@ def test_float32_training_noise_and_time_features_match_references():
         f64 = np.asarray(_time_features(jnp.asarray(t), lo, hi, 16, jnp.float64))
     assert f32.shape == f64.shape == (1001, 33)
     assert np.max(np.abs(f32 - f64)) < 2e-5  # u rounded to float32 (angles up to 101: 101 x 6e-8) plus the sines
+
+
+def test_network_is_built_with_the_eager_initialisation_and_training_samples_of_generation_zero():
+    """NeuralScore.network (one compiled program) gives equinox's eager MLP bit for bit, in both dtypes; the training
+    samples of generation 0 (no previous particles) are the data's own draws of the split key, bit for bit, and
+    later generations take round(alpha n) fresh rows then rows of the previous particles."""
+    import equinox as eqx
+    import jax.numpy as jnp
+
+    from hermite_limit.sampling._retrain import _training_samples
+
+    for dtype in ("float32", "float64"):
+        cfg = hl.NeuralScore(width=16, depth=2, steps=10, dtype=dtype)
+        with jax.enable_x64(True):
+            got = cfg.network(jax.random.key(3), 2)
+            want = eqx.nn.MLP(2 + 2 * cfg.time_embedding + 1, 2, 16, 2, activation=jax.nn.silu, key=jax.random.key(3),
+                              dtype=jnp.float32 if dtype == "float32" else jnp.float64)
+        assert jax.tree_util.tree_structure(got) == jax.tree_util.tree_structure(want)
+        for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+            if eqx.is_array(a):
+                assert a.dtype == b.dtype
+                np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    data = hl.GaussianMixture([0.3, 0.7], [[-1.0, 0.0], [1.0, 2.0]], [0.5, 0.2])
+    key = jax.random.key(9)
+    with jax.enable_x64(True):
+        first = np.asarray(_training_samples(key, data, None, 0.4, 50))
+        fresh = np.asarray(data.sample(jax.random.split(key)[0], 50))
+        np.testing.assert_array_equal(first, fresh)
+        prev = np.arange(100.0).reshape(50, 2)
+        later = np.asarray(_training_samples(key, data, prev, 0.4, 50))
+    np.testing.assert_array_equal(later[:20], fresh[:20])
+    rows = {tuple(r) for r in prev}
+    assert all(tuple(r) in rows for r in later[20:]) and len({tuple(r) for r in later[20:]}) == 30

@@ -97,6 +97,32 @@ def test_observability_matches_exact_gaussian_value():
     assert est.energy_star == pytest.approx(0.04, rel=1e-10)
 
 
+def test_path_loops_trace_every_error_family_as_one_structure():
+    """The path loops take a ScoreError as an affine field with W and v always present: the same values as the
+    error itself (exactly), and the same pytree structure and shapes for every family (one compilation)."""
+    from hermite_limit.sampling._errors import _paths, _traced_error
+
+    q = hl.GaussianMixture([0.4, 0.6], [[0.5, -1.0], [-0.3, 0.8]], [0.7, 1.3])
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((64, 2)) * 3.0
+    structures = set()
+    with jax.enable_x64(True):
+        for j, kind in enumerate(("aligned", "random", "time_only")):
+            e = hl.score_error(kind, q, 0.1 * (j + 1), t0=0.02, T=4.0, key=jax.random.key(j))
+            f = _traced_error(e)
+            np.testing.assert_array_equal(np.asarray(f(jax.numpy.asarray(x), 0.5)), np.asarray(e(x, 0.5)))
+            leaves, tree = jax.tree_util.tree_flatten(f)
+            structures.add((tree, tuple((leaf.shape, str(leaf.dtype)) for leaf in leaves)))
+        assert len(structures) == 1
+        times = time_grid(0.02, 4.0, 10, "uniform")
+        gm = hl.GaussianMixture([0.4, 0.6], [[0.5, -1.0], [-0.3, 0.8]], [0.7, 1.3])
+        e = hl.score_error("random", q, 0.2, t0=0.02, T=4.0, key=jax.random.key(1))
+        a = _paths(jax.random.key(2), gm, 32, times, e, "em", "exact", True, None)  # the error drives the paths
+        b = _paths(jax.random.key(2), gm, 32, times, _traced_error(e), "em", "exact", True, None)
+        for u, v in zip(a, b):
+            np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
+
+
 @pytest.mark.parametrize(
     "call,match",
     [

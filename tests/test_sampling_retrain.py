@@ -132,6 +132,53 @@ def test_exact_w2_samples_to_mixture_matches_quadrature():
     assert got == pytest.approx(np.sqrt(total), rel=1e-10)
 
 
+def test_one_dimensional_records_compute_the_axis_once():
+    """In one dimension the slice is the axis: the marginal and sliced records are the same W2, each equal to the
+    exact 1-D W2 of the particles to the closed-form law (computed here directly)."""
+    from hermite_limit.sampling._retrain import _record, _record_shapes
+    from hermite_limit.sampling._stats import w2_samples_to_mixture_1d
+
+    data = hl.GaussianMixture([0.4, 0.6], [[-1.5], [1.0]], [0.3, 0.5])
+    with jax.enable_x64(True):
+        exact = hl.generation(data, 0.5, 0.1, 1)
+        ideal = hl.generation(data, 0.5, 0.1, 2)
+        x = exact.sample(jax.random.key(4), 200) * 1.05
+        rec = {name: np.zeros((1,) + shape) for name, shape in _record_shapes(1, 4).items()}
+        _record(rec, 0, x, exact, ideal, jax.numpy.ones((1, 1)), 3, jax.random.key(5), 200)
+        for law, w, per_axis in ((exact, rec["sliced_w2"][0], rec["marginal_w2"][0, 0]),
+                                 (ideal, rec["delta"][0], rec["marginal_delta"][0, 0])):
+            want = float(w2_samples_to_mixture_1d(x[:, 0], law.weights, law.means[:, 0],
+                                                  jax.numpy.sqrt(law.covs.reshape(-1))))
+            assert w == per_axis
+            assert w == pytest.approx(want, rel=1e-12)
+
+
+def test_projected_w2_direction_batches_divide_the_directions():
+    """projected_w2 runs its directions in equal batches (no remainder pass, one loop body to compile): the largest
+    divisor of L within the memory bound; each direction's value is the 1-D W2 of that projection."""
+    from hermite_limit.sampling._stats import _direction_batch, projected_w2, w2_samples_to_mixture_1d
+
+    for L in (1, 7, 16, 18, 30):
+        for cells in (1, 10**4, 10**6, 1_072_000, 2**24, 2**25):
+            b = _direction_batch(L, cells)
+            cap = max(1, min(L, 2**24 // cells))
+            assert L % b == 0 and b <= cap
+            assert all(L % c for c in range(b + 1, cap + 1))
+    assert _direction_batch(18, 1000 * 1008) == 9 and _direction_batch(16, 1000 * 1072) == 8
+    rng = np.random.default_rng(3)
+    with jax.enable_x64(True):
+        gm = hl.GaussianMixture([0.3, 0.7], [[-1.0, 0.5], [1.5, 0.0]], [[0.4, 0.9], [1.2, 0.3]])
+        x = jax.numpy.asarray(rng.standard_normal((50, 2)))
+        U = rng.standard_normal((7, 2))
+        U = jax.numpy.asarray(U / np.linalg.norm(U, axis=1, keepdims=True))
+        got = np.asarray(projected_w2(x, gm, U))
+        for u, g in zip(np.asarray(U), got):
+            s = np.sqrt(np.asarray(gm.covs) @ (u * u))
+            one = float(w2_samples_to_mixture_1d(x @ u, gm.weights, jax.numpy.asarray(np.asarray(gm.means) @ u),
+                                                 jax.numpy.asarray(s)))
+            assert g == pytest.approx(one, rel=1e-13)
+
+
 @pytest.mark.parametrize("bad", [0, -1, 1.5, "x", None])
 @pytest.mark.parametrize("name", ["n_directions", "refit_iters", "n_record"])
 def test_retrain_settings_are_refused_by_name_before_any_work(name, bad):

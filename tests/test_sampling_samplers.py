@@ -102,6 +102,28 @@ def test_same_key_same_particles_and_no_recompile_over_t0():
     assert _sample_core.wide._cached._cache_size() == before
 
 
+def test_learned_score_loop_compiles_once_over_law_sizes_and_gives_the_same_particles():
+    """With a score that is not a mixture's (a network), the initial draw is compiled apart and the loop once for
+    training laws of different sizes; the particles are those of the one-program sampler, bit for bit."""
+    from hermite_limit.sampling._reverse import _loop_core, _sample_core
+    from hermite_limit.sampling._score import pad_mixture
+
+    cfg = hl.NeuralScore(width=8, depth=1, steps=5)
+    with jax.enable_x64(True):
+        net = cfg.score_function(cfg.network(jax.random.key(1), 2), 0.1, 4.0)
+        laws = [pad_mixture(hl.datasets.ring_2d(), 16), pad_mixture(hl.datasets.ring_2d(), 48)]
+        sizes = []
+        for j, q in enumerate(laws):
+            got = hl.reverse_sample(jax.random.key(5), q, 64, t0=0.1, n_steps=7, method="exponential",
+                                    grid="geometric", score=net).particles
+            sizes.append(_loop_core.wide._cached._cache_size())
+            if j == 1:
+                ref = _sample_core(jax.random.key(5), q, 64, time_grid(0.1, 4.0, 7, "geometric"), net, None,
+                                   "exponential", "exact", "scan", "unsafe", None)
+                np.testing.assert_array_equal(np.asarray(got), np.asarray(ref))
+    assert sizes[0] == sizes[1]  # the second law reused the loop
+
+
 @pytest.mark.parametrize("method", ["em", "exponential", "ode"])
 def test_wide_vector_compilation_changes_nothing_but_speed(method):
     """The samplers compile with LOOP_COMPILER_OPTIONS (512-bit vectors); XLA's defaults give the same draws."""

@@ -27,7 +27,7 @@ from .._validation import (
     is_concrete,
 )
 from ._grid import GRIDS, time_grid
-from ._score import mixture_score
+from ._score import MixtureScore, mixture_score
 from ._solvers import BACKENDS, METHODS, diffrax_loop, loop_jit, scan_loop
 
 INITS = ("exact", "gaussian")
@@ -163,6 +163,8 @@ def reverse_sample(
         raise ValueError("method='exponential' is only available with backend='scan'")
     key = check_key(key)
     user_fields = score is not None or score_error is not None
+    # a score that is not a mixture's (a learned network) does not depend on the law's component count
+    law_free_score = score is not None and not isinstance(score, MixtureScore)
     if score is None:
         score = mixture_score(gm)
     else:
@@ -171,7 +173,15 @@ def reverse_sample(
         check_field(score_error, "score_error", gm.dim, T, gm)
     times = time_grid(t0, T, n_steps, grid)
     sharding = particle_sharding(n)
-    y = _sample_core(key, gm, n, times, score, score_error, method, init, backend, brownian, sharding)
+    if law_free_score:
+        # only the initial draw reads the law's component count: that draw gets its own small compilation and the
+        # loop one compilation for every training law of a retraining run (whose generation 0 and later ones have
+        # different padded sizes: the loop compiled twice, about 1.5-2 s each); the same particles bit for bit
+        k_init, k_noise = jax.random.split(key)
+        y0 = _initial_particles_jit(k_init, gm, n, times[0], init)
+        y = _loop_core(k_noise, y0, times, score, score_error, method, backend, brownian, sharding)
+    else:
+        y = _sample_core(key, gm, n, times, score, score_error, method, init, backend, brownian, sharding)
     check_particles(y, times, method, "particles", user_fields=user_fields,
                     scale=None if user_fields else law_scale(gm, t0))
     return ReverseSample(y, times, method, grid, init, backend)
@@ -187,6 +197,22 @@ def _sample_core(key, gm, n, times, score, score_error, method, init, backend, b
     if backend == "scan":
         return scan_loop(k_noise, y0, times, score, method, sharding)[0]
     return diffrax_loop(k_noise, y0, times, score, method, brownian, sharding)
+
+
+@loop_jit
+def _loop_core(key, y0, times, score, score_error, method, backend, brownian, sharding):
+    """:func:`_sample_core` from given initial particles ``y0`` (same key use: ``key`` is its ``k_noise``)."""
+    if score_error is not None:
+        base = score
+        score = lambda x, t: base(x, t) + score_error(x, t)  # noqa: E731
+    if backend == "scan":
+        return scan_loop(key, y0, times, score, method, sharding)[0]
+    return diffrax_loop(key, y0, times, score, method, brownian, sharding)
+
+
+@loop_jit
+def _initial_particles_jit(key, gm, n, T, init):
+    return initial_particles(key, gm, n, T, init)
 
 
 def initial_particles(key, gm: GaussianMixture, n: int, T, init: str):

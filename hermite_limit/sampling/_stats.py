@@ -181,8 +181,16 @@ def projected_w2(x, gm, U):
     """Exact 1-D W2 of each projection ``<u_l, X>``, samples ``x`` (n, d) vs ``gm`` (a mixture or pushed copies):
     shape (L,)."""
     w, m, s = _project(gm, U)
-    batch = max(1, min(U.shape[0], 2**24 // max(1, x.shape[0] * m.shape[1])))
+    batch = _direction_batch(U.shape[0], x.shape[0] * m.shape[1])
     return jax.lax.map(lambda a: w2_samples_to_mixture_1d(a[0], w, a[1], a[2]), (U @ x.T, m, s), batch_size=batch)
+
+
+def _direction_batch(L: int, cells: int) -> int:
+    """Directions per pass of :func:`projected_w2`: the largest divisor of ``L`` whose ``(batch, n, K)`` arrays stay
+    within ``2^24`` numbers. A divisor leaves no remainder, whose separate copy of the loop body would double the
+    compilation (measured: 0.89 s against 0.45 s for ``L = 18``, ``n = 1000``, ``K = 1024``)."""
+    cap = max(1, min(L, 2**24 // max(1, cells)))
+    return max(b for b in range(1, cap + 1) if L % b == 0)
 
 
 def marginal_w2(x, gm: GaussianMixture):
