@@ -499,8 +499,10 @@ def _as_2d_means(m):
 _COV_TYPE_OF_NDIM = {1: "iso", 2: "diag", 3: "full"}
 
 
-def _cov_type_of(c) -> str:
-    return _COV_TYPE_OF_NDIM[c.ndim]
+def _cov_type_of(c) -> str | None:
+    """The covariance structure from the covariance leaf's rank; None for a leaf that is not an array (JAX
+    unflattens pytrees with placeholder leaves, e.g. ``object()`` or None, and never computes with them)."""
+    return _COV_TYPE_OF_NDIM.get(getattr(c, "ndim", None))
 
 
 def _validate_covs(c: np.ndarray, K: int, d: int) -> np.ndarray:

@@ -145,3 +145,15 @@ def test_limit_distribution_as_jit_argument(points):
         lp, sc = jax.jit(lambda L, x: (L.logpdf(x), L.score(x)))(lim, jnp.asarray(points))
     np.testing.assert_allclose(np.asarray(lp), np.asarray(lim.logpdf(points)), rtol=1e-12)
     np.testing.assert_allclose(np.asarray(sc), np.asarray(lim.score(points)), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_laws_unflatten_from_placeholder_leaves_and_round_trip(kind, points):
+    # JAX rebuilds pytrees from placeholder leaves (object(), None) in its own machinery, e.g. when it explains
+    # a cache miss; the real leaves give back the same law (same log-density)
+    law = _law(kind)
+    leaves, treedef = jax.tree_util.tree_flatten(law)
+    for placeholder in (object(), None):
+        jax.tree_util.tree_unflatten(treedef, [placeholder] * len(leaves))
+    again = jax.tree_util.tree_unflatten(treedef, leaves)
+    np.testing.assert_array_equal(np.asarray(again.logpdf(points)), np.asarray(law.logpdf(points)))
