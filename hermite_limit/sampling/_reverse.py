@@ -191,23 +191,21 @@ def reverse_sample(
 def _sample_core(key, gm, n, times, score, score_error, method, init, backend, brownian, sharding):
     k_init, k_noise = jax.random.split(key)
     y0 = initial_particles(k_init, gm, n, times[0], init)
-    if score_error is not None:
-        base = score
-        score = lambda x, t: base(x, t) + score_error(x, t)  # noqa: E731
-    if backend == "scan":
-        return scan_loop(k_noise, y0, times, score, method, sharding)[0]
-    return diffrax_loop(k_noise, y0, times, score, method, brownian, sharding)
+    return _loop(k_noise, y0, times, score, score_error, method, backend, brownian, sharding)
 
 
-@loop_jit
-def _loop_core(key, y0, times, score, score_error, method, backend, brownian, sharding):
-    """:func:`_sample_core` from given initial particles ``y0`` (same key use: ``key`` is its ``k_noise``)."""
+def _loop(key, y0, times, score, score_error, method, backend, brownian, sharding):
+    """The reverse loop from initial particles ``y0`` (``key``: the noise key, :func:`_sample_core`'s ``k_noise``)."""
     if score_error is not None:
         base = score
         score = lambda x, t: base(x, t) + score_error(x, t)  # noqa: E731
     if backend == "scan":
         return scan_loop(key, y0, times, score, method, sharding)[0]
     return diffrax_loop(key, y0, times, score, method, brownian, sharding)
+
+
+# the loop alone, compiled once for every law when the score does not read the law (a learned network)
+_loop_core = loop_jit(_loop)
 
 
 @loop_jit
