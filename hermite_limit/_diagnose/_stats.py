@@ -119,20 +119,23 @@ def _feature_blocks(P: list, D: int, lo: int, hi: int) -> list:
 def _features(x: jax.Array, D: int, mask: jax.Array | None = None) -> jax.Array:
     """``h_r(x)`` for every multi-index of :func:`_graded_tensor_indices` (D, x.shape[1]), feature-major
     (n_features, n), times ``mask`` (n,) when given (applied once, to the first coordinate's polynomials).
-    The recurrence ``h_{k+1} = (x h_k - sqrt(k) h_{k-1}) / sqrt(k + 1)`` unrolled, then products by
-    :func:`_feature_blocks`."""
+    The per-coordinate polynomials of :func:`_polynomials`, then products by :func:`_feature_blocks`."""
     n, dim = x.shape
     if dim == 0:
         one = jnp.ones((1, n), x.dtype)
         return one if mask is None else one * mask[None]
+    return jnp.concatenate(_feature_blocks(_polynomials(x, D, mask), D, 0, dim))
+
+
+def _polynomials(x: jax.Array, D: int, mask: jax.Array | None = None) -> list:
+    """``[h_k(x^T) for k = 0..D]``, each (dim, n), by the recurrence ``h_{k+1} = (x h_k - sqrt(k) h_{k-1}) /
+    sqrt(k + 1)`` unrolled; the first coordinate's rows times ``mask`` (n,) when given."""
     xt = x.T  # (dim, n)
     P = [jnp.ones_like(xt), xt]
     for k in range(1, D):
         P.append((xt * P[k] - np.sqrt(k) * P[k - 1]) * (1.0 / np.sqrt(k + 1.0)))
     P = P[:D + 1]
-    if mask is not None:
-        P = [p.at[0].multiply(mask) for p in P]
-    return jnp.concatenate(_feature_blocks(P, D, 0, dim))
+    return P if mask is None else [p.at[0].multiply(mask) for p in P]
 
 
 @functools.lru_cache(maxsize=16)
@@ -309,16 +312,13 @@ class _HalfFeatures:
 
     def __init__(self, x, D: int, mask):
         n, dim = x.shape
-        self.n, self.dim, self.D = n, dim, D
+        self.n, self.dim = n, dim
+        self._upto = {}
         if dim == 0:
             self.blocks = {0: mask[None]}
             self.sub = None
             return
-        xt = x.T  # (dim, n)
-        P = [jnp.ones_like(xt), xt]
-        for k in range(1, D):
-            P.append((xt * P[k] - np.sqrt(k) * P[k - 1]) * (1.0 / np.sqrt(k + 1.0)))
-        P = [p.at[0].multiply(mask) for p in P[:D + 1]]
+        P = _polynomials(x, D, mask)
         if dim == 1:
             self.blocks = {q: P[q] for q in range(D + 1)}
             self.sub = None
@@ -339,7 +339,9 @@ class _HalfFeatures:
     def upto(self, q: int):
         if self.dim == 0:
             return self.blocks[0]
-        return jnp.concatenate([self.degree(r) for r in range(q + 1)])
+        if q not in self._upto:  # traced once per chunk body, shared by every block that reads it
+            self._upto[q] = jnp.concatenate([self.degree(r) for r in range(q + 1)])
+        return self._upto[q]
 
     def degree_of_row(self, r0: int) -> int:
         return int(np.searchsorted(self.starts, r0, side="right") - 1)
