@@ -305,10 +305,12 @@ def test_newton_system_matches_autodiff_of_the_dense_profile(scheme, separate, p
         theta = jax.numpy.asarray(rng.uniform(0.1, 0.4, p))
         f = lambda th, a: mdl._q(th, a, W, jax.numpy.asarray(mo), spec)  # noqa: E731
         q, g, H, _, V = mdl.qgh(theta, A, W, jax.numpy.asarray(mo), spec, influence=True)
-        g_ref = jax.grad(f)(theta, A)
-        H_ref = jax.hessian(f)(theta, A)
-        J_ref = jax.jacfwd(jax.grad(f), argnums=1)(theta, A)  # (p, K, M)
-        q_ref = float(f(theta, A))
+        # each reference is one compiled program: eagerly, autodiff through the dense solve compiles hundreds of
+        # single operations (35 s of the suite's time)
+        g_ref = jax.jit(jax.grad(f))(theta, A)
+        H_ref = jax.jit(jax.hessian(f))(theta, A)
+        J_ref = jax.jit(jax.jacfwd(jax.grad(f), argnums=1))(theta, A)  # (p, K, M)
+        q_ref = float(jax.jit(f)(theta, A))
     assert abs(float(q) - q_ref) <= 1e-12 * q_ref
     np.testing.assert_allclose(g, g_ref, rtol=1e-9, atol=1e-10 * np.abs(g_ref).max())
     np.testing.assert_allclose(H, H_ref, rtol=1e-9, atol=1e-10 * np.abs(H_ref).max())
