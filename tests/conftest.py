@@ -28,7 +28,7 @@ def _session_compilation_cache() -> None:
     folder = tempfile.mkdtemp(prefix="hermite-limit-test-jax-cache-")
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     os.environ["JAX_COMPILATION_CACHE_DIR"] = folder
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")  # every program: 5% less CPU than 0.2 s
 
 
 _session_compilation_cache()
