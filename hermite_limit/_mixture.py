@@ -321,7 +321,9 @@ class GaussianMixture:
     def sample(self, key: jax.Array, n: int) -> jax.Array:
         """``n`` independent draws, shape (n, d), from an explicit PRNG ``key``.
 
-        ``n`` is a static integer; ``key`` may be traced (inside ``jax.jit``, trace with
+        A draw is ``m_c + S_c^(1/2) z``: the component ``c`` by inverse CDF of one uniform (``O(log K)`` per draw),
+        ``z`` standard normal. The random numbers depend on ``(key, n, d)`` only, so appending zero-weight
+        components changes no draw. ``n`` is a static integer; ``key`` may be traced (inside ``jax.jit``, trace with
         ``jax.enable_x64(True)``: sampling needs 64-bit types throughout the caller's program).
         """
         n = check_count(n, "n", minimum=0, bytes_each=FLOAT_BYTES * (self.dim + 2))
@@ -717,11 +719,30 @@ def _sqrt_covs(gm: GaussianMixture):
     return jnp.sqrt(gm.covs)
 
 
-@functools.partial(jax.jit, static_argnums=2)
 def _sample(gm: GaussianMixture, key: jax.Array, n: int) -> jax.Array:
+    """``n`` draws of ``gm``: ``m_c + S_c^(1/2) z`` with the component ``c`` by inverse CDF of one uniform per draw
+    (the first ``c`` with ``W_c > u W_K``, ``W`` the cumulative weights) and ``z`` Box-Muller normals.
+
+    The random numbers depend on ``(key, n, d)`` only, not on the component count: appended zero-weight components
+    (padding) leave every draw unchanged, and the random numbers compile once per ``(n, d)`` (:func:`_draws`), apart
+    from the small program of each law shape (:func:`_assemble`)."""
+    return _assemble(gm, *_draws(key, n, gm.dim))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _draws(key: jax.Array, n: int, d: int):
+    """The random numbers of :func:`_sample`: uniforms (n,) for the components, Box-Muller normals (n, d)."""
     k_comp, k_noise = jax.random.split(key)
-    comp = jax.random.categorical(k_comp, jnp.log(gm.weights), shape=(n,))
-    z = normal_draws(k_noise, (n, gm.dim))  # Box-Muller on threefry bits: 7x jax.random.normal in float64
+    return jax.random.uniform(k_comp, (n,), jnp.float64), normal_draws(k_noise, (n, d))
+
+
+@jax.jit
+def _assemble(gm: GaussianMixture, u: jax.Array, z: jax.Array) -> jax.Array:
+    """Draws of ``gm`` from the uniforms ``u`` and normals ``z`` of :func:`_draws`."""
+    cw = jnp.cumsum(gm.weights)
+    positive = gm.weights > 0
+    last = gm.n_components - 1 - jnp.argmax(positive[::-1])  # u W_K rounding up to W_K: the last real component
+    comp = jnp.minimum(jnp.searchsorted(cw, u * cw[-1], side="right"), last)
     root = _sqrt_covs(gm)
     if gm.cov_type == "full":
         noise = jnp.einsum("nij,nj->ni", root[comp], z)

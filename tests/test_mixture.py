@@ -84,6 +84,33 @@ def test_moments_and_sampling(cov_type, getkey):
     np.testing.assert_array_equal(x, np.asarray(gm.sample(key, n)))  # same key, same draws
 
 
+@pytest.mark.parametrize("cov_type", ["iso", "full"])
+def test_component_draws_follow_the_weights_and_ignore_zero_weight_padding(cov_type, getkey):
+    """Components are drawn by inverse CDF of one uniform per draw: their frequencies follow the weights (chi-square
+    against the multinomial), zero-weight components are never drawn, and appending zero-weight components changes
+    no draw (the random numbers do not depend on the component count)."""
+    from scipy.stats import chi2
+
+    from hermite_limit.sampling._score import pad_mixture
+
+    w = np.array([0.5, 0.0, 0.2, 0.3, 0.0])
+    m = np.arange(5.0)[:, None] * np.array([[100.0, -50.0]])  # components far apart: a draw names its component
+    covs = np.full(5, 1e-4) if cov_type == "iso" else np.broadcast_to(1e-4 * np.eye(2), (5, 2, 2)).copy()
+    gm = hl.GaussianMixture(w, m, covs)
+    key = getkey()
+    n = 40_000
+    x = np.asarray(gm.sample(key, n))
+    comp = np.rint(x[:, 0] / 100.0).astype(int)
+    np.testing.assert_array_equal(np.abs(x - m[comp]) < 0.1, True)
+    counts = np.bincount(comp, minlength=5)
+    assert counts[1] == 0 and counts[4] == 0
+    live = w > 0
+    stat = np.sum((counts[live] - n * w[live]) ** 2 / (n * w[live]))
+    assert stat < chi2.ppf(1 - 1e-4, live.sum() - 1)
+    padded = pad_mixture(gm, 37)
+    np.testing.assert_array_equal(np.asarray(padded.sample(key, n)), x)
+
+
 def test_point_masses_sample_exactly_and_have_no_density(getkey):
     pts = np.array([[0.0, 1.0], [2.0, -1.0]])
     gm = hl.empirical(pts)

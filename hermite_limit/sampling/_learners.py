@@ -29,6 +29,7 @@ learner                       score of generation ``i``                         
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, Callable, NamedTuple, Protocol, runtime_checkable
 
@@ -40,7 +41,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from .._limit import generation
-from .._mixture import GaussianMixture, empirical
+from .._mixture import GaussianMixture, _assemble, _draws, empirical
 from .._noise import _threefry_key_words, threefry2x32
 from .._precision import x64
 from ._refit import fit_gmm
@@ -601,17 +602,23 @@ def dsm_batch(key, law: GaussianMixture, n_eval: int, t0: float, T: float, n_lev
     uniform grid in ``log t`` on ``[t0, T]`` (``n_eval // n_levels`` rows each), ``z ~ N(0, I)``."""
     per = max(1, n_eval // n_levels)
     with jax.enable_x64(True):
-        return _dsm_batch(key, law, jnp.float64(math.log(t0)), jnp.float64(math.log(T)), n_levels, per)
+        if isinstance(law, GaussianMixture):
+            # the random numbers compile once per batch shape, apart from the law's small program (see _sample)
+            draws, z = _dsm_draws(key, n_levels, per, law.dim)
+            x0 = _assemble(law, *draws).reshape(n_levels, per, law.dim)
+        else:
+            k1, k2 = jax.random.split(key)
+            x0 = law.sample(k1, n_levels * per).reshape(n_levels, per, law.dim)
+            z = jax.random.normal(k2, x0.shape, jnp.float64)
+        u = (np.arange(n_levels) + 0.5) / n_levels
+        return x0, jax.device_put(np.exp(math.log(t0) + u * (math.log(T) - math.log(t0)))), z
 
 
-@eqx.filter_jit
-def _dsm_batch(key, law, log_t0, log_T, n_levels: int, per: int):
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _dsm_draws(key, n_levels: int, per: int, d: int):
+    """The random numbers of :func:`dsm_batch`: the law's draws (as ``law.sample(k1, n_levels per)``) and ``z``."""
     k1, k2 = jax.random.split(key)
-    x0 = law.sample(k1, n_levels * per).reshape(n_levels, per, law.dim)
-    u = (jnp.arange(n_levels) + 0.5) / n_levels
-    t = jnp.exp(log_t0 + u * (log_T - log_t0))
-    z = jax.random.normal(k2, x0.shape, jnp.float64)
-    return x0, t, z
+    return _draws(k1, n_levels * per, d), jax.random.normal(k2, (n_levels, per, d), jnp.float64)
 
 
 @x64
