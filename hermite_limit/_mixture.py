@@ -729,6 +729,14 @@ def _sample(gm: GaussianMixture, key: jax.Array, n: int) -> jax.Array:
     return _assemble(gm, *_draws(key, n, gm.dim))
 
 
+def inverse_cdf_index(weights: jax.Array, u: jax.Array) -> jax.Array:
+    """Indices drawn from ``weights`` (unnormalised, >= 0) by inverse CDF of uniforms ``u`` in [0, 1): the first
+    ``c`` with ``W_c > u W_K`` (``W`` the cumulative weights), so zero-weight entries are never picked."""
+    cw = jnp.cumsum(weights)
+    last = weights.shape[0] - 1 - jnp.argmax((weights > 0)[::-1])  # u W_K rounding up to W_K: the last positive
+    return jnp.minimum(jnp.searchsorted(cw, u * cw[-1], side="right"), last)
+
+
 @functools.partial(jax.jit, static_argnums=(1, 2))
 def _draws(key: jax.Array, n: int, d: int):
     """The random numbers of :func:`_sample`: uniforms (n,) for the components, Box-Muller normals (n, d)."""
@@ -739,10 +747,7 @@ def _draws(key: jax.Array, n: int, d: int):
 @jax.jit
 def _assemble(gm: GaussianMixture, u: jax.Array, z: jax.Array) -> jax.Array:
     """Draws of ``gm`` from the uniforms ``u`` and normals ``z`` of :func:`_draws`."""
-    cw = jnp.cumsum(gm.weights)
-    positive = gm.weights > 0
-    last = gm.n_components - 1 - jnp.argmax(positive[::-1])  # u W_K rounding up to W_K: the last real component
-    comp = jnp.minimum(jnp.searchsorted(cw, u * cw[-1], side="right"), last)
+    comp = inverse_cdf_index(gm.weights, u)
     root = _sqrt_covs(gm)
     if gm.cov_type == "full":
         noise = jnp.einsum("nij,nj->ni", root[comp], z)

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._mixture import GaussianMixture, _check_key
+from ._mixture import GaussianMixture, _check_key, inverse_cdf_index
 from ._precision import x64
 from ._validation import as_float_array, check_positive_int, is_concrete
 
@@ -508,11 +508,8 @@ def _score(law: PushedCopies, y: jax.Array) -> jax.Array:
 def _sample(law: PushedCopies, key: jax.Array, n: int) -> jax.Array:
     k_term, k_point, k_noise = jax.random.split(key, 3)
     u = jax.random.uniform(k_term, (2, n), dtype=jnp.float64)
-    cw = jnp.cumsum(law.term_weights)
-    cv = jnp.cumsum(law.point_weights)
-    term = jnp.minimum(jnp.searchsorted(cw, u[0] * cw[-1], side="right"), law.n_terms - 1)
-    u2 = jax.random.uniform(k_point, (n,), dtype=jnp.float64)
-    point = jnp.minimum(jnp.searchsorted(cv, u2 * cv[-1], side="right"), law.n_points - 1)
+    term = inverse_cdf_index(law.term_weights, u[0])
+    point = inverse_cdf_index(law.point_weights, jax.random.uniform(k_point, (n,), dtype=jnp.float64))
     # jax.random.normal, not the samplers' Box-Muller: a law is sampled once per shape, so compile time (3x
     # lower here) matters more than the per-draw cost
     z = jax.random.normal(k_noise, (n, law.dim), dtype=jnp.float64)
