@@ -132,6 +132,41 @@ def test_exact_w2_samples_to_mixture_matches_quadrature():
     assert got == pytest.approx(np.sqrt(total), rel=1e-10)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_quantiles_come_with_their_partial_moments(seed):
+    """quantile_moments returns the quantiles F^{-1}(u) (brentq) with M1(c) = int_{-inf}^c y dF and M2(c) = int y^2 dF
+    (scipy quad), each from the evaluation that met the stopping rule |F(c) - u| <= 1e-14."""
+    import scipy.integrate
+    import scipy.optimize
+    import scipy.stats
+
+    from hermite_limit.sampling._stats import quantile_moments
+
+    rng = np.random.default_rng(seed)
+    K = 4 + seed
+    w = rng.dirichlet(np.ones(K) * 0.5)
+    m = rng.normal(0.0, 3.0, K)
+    s = rng.uniform(0.1, 2.0, K)
+    u = np.concatenate([[1e-6, 1e-3], rng.uniform(0.0, 1.0, 12), [1 - 1e-3, 1 - 1e-6]])
+    F = lambda c: float(np.sum(w * scipy.stats.norm.cdf((c - m) / s)))  # noqa: E731
+    pdf = lambda c: float(np.sum(w * scipy.stats.norm.pdf((c - m) / s) / s))  # noqa: E731
+    with jax.enable_x64(True):
+        c, M1, M2 = (np.asarray(a) for a in quantile_moments(*(jax.numpy.asarray(a) for a in (u, w, m, s))))
+    for ui, ci, m1, m2 in zip(u, c, M1, M2):
+        want = scipy.optimize.brentq(lambda y: F(y) - ui, -80, 80, xtol=1e-15, rtol=1e-15)
+        assert abs(F(ci) - ui) <= 2e-14
+        assert ci == pytest.approx(want, rel=1e-9, abs=1e-9)
+        # the moments at the returned c itself (the quantile is exact only to the stopping rule)
+        pieces = sorted({-np.inf, ci, *[mk for mk in m if mk < ci]})
+        want1 = sum(scipy.integrate.quad(lambda y: y * pdf(y), a, b, epsabs=1e-15, epsrel=1e-13)[0]
+                    for a, b in zip(pieces[:-1], pieces[1:]))
+        want2 = sum(scipy.integrate.quad(lambda y: y * y * pdf(y), a, b, epsabs=1e-15, epsrel=1e-13)[0]
+                    for a, b in zip(pieces[:-1], pieces[1:]))
+        scale = float(np.sum(w * (np.abs(m) + s) ** 2))
+        assert m1 == pytest.approx(want1, abs=1e-12 * scale)
+        assert m2 == pytest.approx(want2, abs=1e-12 * scale)
+
+
 def test_one_dimensional_records_compute_the_axis_once():
     """In one dimension the slice is the axis: the marginal and sliced records are the same W2, each equal to the
     exact 1-D W2 of the particles to the closed-form law (computed here directly)."""

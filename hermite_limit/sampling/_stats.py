@@ -100,14 +100,25 @@ def _cdf_pdf(c, w, m, s):
     return _ndtr(z) @ w, (jnp.exp(-0.5 * z * z) * _INV_SQRT_2PI / s) @ w
 
 
-def mixture_quantiles(u, w, m, s, grid_size: int = 4096, max_newton: int = 8):
-    """Quantiles ``F^{-1}(u)`` of the 1-D mixture ``sum_k w_k N(m_k, s_k^2)`` for ``u`` in (0, 1).
+def _cdf_pdf_moments(c, w, m, s):
+    """``F(c)``, ``f(c)`` and the partial moments ``M1(c)``, ``M2(c)`` from one evaluation of ``Phi(z)``, ``phi(z)``
+    over (points x components): ``M1 = sum_k w_k (m_k Phi - s_k phi)``,
+    ``M2 = sum_k w_k ((m_k^2 + s_k^2) Phi - s_k (m_k + c) phi)``, each weighted sum one column of a product."""
+    z = (c[:, None] - m) / s
+    Phi = _ndtr(z) @ jnp.stack([w, w * m, w * (m * m + s * s)], axis=1)
+    phi = (jnp.exp(-0.5 * z * z) * _INV_SQRT_2PI) @ jnp.stack([w / s, w * s, w * s * m], axis=1)
+    return Phi[:, 0], phi[:, 0], Phi[:, 1] - phi[:, 1], Phi[:, 2] - phi[:, 2] - c * phi[:, 1]
+
+
+def quantile_moments(u, w, m, s, grid_size: int = 4096, max_newton: int = 8):
+    """Quantiles ``c = F^{-1}(u)`` of the 1-D mixture ``sum_k w_k N(m_k, s_k^2)`` for ``u`` in (0, 1), with the
+    partial moments ``M1(c)``, ``M2(c)`` there (see the module docstring).
 
     Linear interpolation of ``F`` on a ``grid_size`` grid over ``[min m - 40 s, max m + 40 s]`` brackets each
-    quantile; safeguarded Newton steps (clipped to the bracket) follow. Each step costs one pass over
-    (points x components), so the grid is made fine rather than the steps many. Newton stops
-    once ``max |F(c) - u| <= 1e-14`` (then the partial moments of the W2 cells are off by at most
-    ``1e-14 |c|``), after at most ``max_newton`` steps.
+    quantile; safeguarded Newton steps (clipped to the bracket) follow. Each evaluation costs one pass over
+    (points x components) and gives ``F``, ``f``, ``M1`` and ``M2`` together, so the grid is made fine rather than
+    the steps many. The first ``c`` with ``max |F(c) - u| <= 1e-14`` is returned with its moments (the moments of
+    the W2 cells are then off by at most ``1e-14 |c|``), after at most ``max_newton`` steps.
     """
     lo = jnp.min(m - 40.0 * s)
     hi = jnp.max(m + 40.0 * s)
@@ -116,28 +127,21 @@ def mixture_quantiles(u, w, m, s, grid_size: int = 4096, max_newton: int = 8):
     j = jnp.clip(jnp.searchsorted(Fg, u, side="right") - 1, 0, grid_size - 2)
     a, b = g[j], g[j + 1]
     Fa, Fb = Fg[j], Fg[j + 1]
-    c = a + (b - a) * jnp.clip((u - Fa) / jnp.maximum(Fb - Fa, 1e-300), 0.0, 1.0)
+    c0 = a + (b - a) * jnp.clip((u - Fa) / jnp.maximum(Fb - Fa, 1e-300), 0.0, 1.0)
 
-    def newton(state):
-        k, c, _ = state
-        F, f = _cdf_pdf(c, w, m, s)
-        c_new = jnp.clip(c - (F - u) / jnp.maximum(f, 1e-300), a, b)
-        return k + 1, c_new, jnp.max(jnp.abs(F - u))
+    def evaluate(state):
+        k, c, _, _, _, _ = state
+        F, f, M1, M2 = _cdf_pdf_moments(c, w, m, s)
+        step = jnp.clip(c - (F - u) / jnp.maximum(f, 1e-300), a, b)
+        return k + 1, step, c, M1, M2, jnp.max(jnp.abs(F - u))
 
     def going(state):
-        k, _, residual = state
-        return (k < max_newton) & (residual > 1e-14)
+        k, residual = state[0], state[5]
+        return (k == 0) | ((k <= max_newton) & (residual > 1e-14))
 
-    return jax.lax.while_loop(going, newton, (0, c, jnp.inf))[1]
-
-
-def _partial_moments(c, w, m, s):
-    z = (c[:, None] - m) / s
-    Phi = _ndtr(z)
-    phi = jnp.exp(-0.5 * z * z) * _INV_SQRT_2PI
-    M1 = (m * Phi - s * phi) @ w
-    M2 = ((m * m + s * s) * Phi - s * (m + c[:, None]) * phi) @ w
-    return M1, M2
+    zeros = jnp.zeros_like(c0)
+    _, _, c, M1, M2, _ = jax.lax.while_loop(going, evaluate, (0, c0, c0, zeros, zeros, jnp.inf))
+    return c, M1, M2
 
 
 @jax.jit
@@ -146,8 +150,7 @@ def w2_samples_to_mixture_1d(x, w, m, s):
     x = jnp.sort(x)
     n = x.shape[0]
     u = jnp.arange(1, n, dtype=jnp.float64) / n
-    c = mixture_quantiles(u, w, m, s)
-    M1, M2 = _partial_moments(c, w, m, s)
+    _, M1, M2 = quantile_moments(u, w, m, s)
     EX = w @ m
     EX2 = w @ (m * m + s * s)
     M1 = jnp.concatenate([jnp.zeros(1), M1, EX[None]])
