@@ -214,6 +214,30 @@ def test_projected_w2_direction_batches_divide_the_directions():
             assert g == pytest.approx(one, rel=1e-13)
 
 
+def test_law_cells_serve_every_sample_set_of_their_size():
+    """The law's side of projected_w2 (law_cells), computed once, gives for each of several sample sets of that size
+    the 1-D W2 of every projection (w2_samples_to_mixture_1d, itself checked against quadrature above), for a
+    mixture and for pushed copies of empirical data."""
+    from hermite_limit.sampling._stats import _project, law_cells, projected_w2, projected_w2_cells, w2_samples_to_mixture_1d
+
+    rng = np.random.default_rng(5)
+    with jax.enable_x64(True):
+        gm = hl.GaussianMixture([0.3, 0.7], [[-1.0, 0.5], [1.5, 0.0]], [[0.4, 0.9], [1.2, 0.3]])
+        pushed = hl.generation(hl.empirical(rng.standard_normal((6, 2))), 0.5, 0.1, 2)
+        U = rng.standard_normal((5, 2))
+        U = jax.numpy.asarray(U / np.linalg.norm(U, axis=1, keepdims=True))
+        for law in (gm, pushed):
+            w, m, s = _project(law, U)
+            cells = law_cells(law, U, 60)
+            for scale in (0.8, 1.0, 1.3):
+                x = jax.numpy.asarray(scale * rng.standard_normal((60, 2)))
+                got = np.asarray(projected_w2_cells(x, U, cells))
+                assert np.array_equal(got, np.asarray(projected_w2(x, law, U)))
+                for l in range(U.shape[0]):
+                    want = float(w2_samples_to_mixture_1d(x @ U[l], w, m[l], s[l]))
+                    assert got[l] == pytest.approx(want, rel=1e-13)
+
+
 @pytest.mark.parametrize("bad", [0, -1, 1.5, "x", None])
 @pytest.mark.parametrize("name", ["n_directions", "refit_iters", "n_record"])
 def test_retrain_settings_are_refused_by_name_before_any_work(name, bad):

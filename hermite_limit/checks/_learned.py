@@ -29,9 +29,9 @@ import numpy as np
 from .._limit import generation
 from .._precision import x64
 from ..sampling._learners import NeuralScore
-from ..sampling._retrain import RetrainResult, _bucket, retrain
+from ..sampling._retrain import RetrainResult, _bucket, _rms, retrain
 from ..sampling._score import pad_mixture
-from ..sampling._stats import sliced_w2
+from ..sampling._stats import law_cells, projected_w2_cells
 from ._figures import PALETTE, _plt, integer_ticks, legend_outside
 from ._record import CheckRecord
 
@@ -57,7 +57,8 @@ def learned_run(data, alpha: float, t0: float, n_generations: int, n_particles: 
                   method="exponential", grid="geometric", progress=False, callback=lambda i, x: drift.append(x),
                   n_record=4000)
     U = res.records.directions
-    drifts = np.array([float(sliced_w2(x[:4000], data_pad, U)) for x in drift])
+    cells = law_cells(data_pad, U, min(n_particles, 4000))  # the data's side of every generation's W2
+    drifts = np.array([_rms(projected_w2_cells(x[:4000], U, cells)) for x in drift])
     return res, drifts
 
 
@@ -211,10 +212,11 @@ def check_learned_drift_order(runs: dict, data, label: str, n_exact: int = 20_00
         N = R.sliced_w2.shape[0]
         U = R.directions
         ex = []
+        cells = law_cells(data_pad, U, n_exact)  # the data's side of every generation's W2
         for i in range(N):
             p = generation(data, a, res.t0, i + 1)
             p = pad_mixture(p, _bucket(p.n_components))
-            ex.append(float(sliced_w2(p.sample(jax.random.fold_in(key, i), n_exact), data_pad, U)))
+            ex.append(_rms(projected_w2_cells(p.sample(jax.random.fold_in(key, i), n_exact), U, cells)))
         curves[a] = (drifts, np.array(ex))
         learned.append(drifts[-1])
         exact.append(ex[-1])

@@ -32,8 +32,10 @@ from ._grid import GRIDS
 from ._score import mixture_score, pad_mixture
 from ._solvers import BACKENDS, METHODS
 from ._stats import (
+    law_cells,
     mixture_hermite_marginals,
     projected_w2,
+    projected_w2_cells,
     random_directions,
     sample_hermite_marginals,
 )
@@ -309,7 +311,9 @@ def retrain(
     k_limit = jax.random.fold_in(k_dirs, 1)
     if lim is not None:
         lim_pad = _pad_exact(lim.law)  # empirical data: the structured law, never its N J explicit components
-        limit_floor = _rms(projected_w2(lim_pad.sample(k_limit, min(n, n_record)), lim_pad, U))
+        # the limit's side of the W2 cells is the same every generation (same law, directions and sample count)
+        lim_cells = law_cells(lim_pad, U, min(n, n_record))
+        limit_floor = _rms(projected_w2_cells(lim_pad.sample(k_limit, min(n, n_record)), U, lim_cells))
     else:
         limit_floor = float("nan")
 
@@ -369,7 +373,7 @@ def retrain(
         rms = np.sqrt(np.mean(np.asarray(h_prev) ** 2, axis=0))
         rec["hermite_allowance"][i][:, 1:] = np.sqrt(m[1:]) * rms[:, :order] * mbound[:, None]
         rec["sliced_w2_limit"][i] = (float("nan") if lim is None else
-                                     _rms(projected_w2(particles[:n_record], lim_pad, U)))
+                                     _rms(projected_w2_cells(particles[:n_record], U, lim_cells)))
         rec["sliced_w2_limit_floor"][i] = limit_floor
         en = energy_spectrum(particles[: min(n, n_energy)], order, method="samples")
         rec["energy"][i], rec["energy_se"][i] = np.asarray(en.energies), np.asarray(en.errors)
@@ -510,9 +514,10 @@ def _record(rec, i, x, exact, ideal: GaussianMixture, U, order, key, n_record):
     rec["hermite"][i], rec["hermite_se"][i] = np.asarray(h), np.asarray(se)
     exact_pad = _pad_exact(exact)  # few distinct sizes: one compilation per size for the statistics below
     rec["hermite_exact"][i] = np.asarray(mixture_hermite_marginals(exact_pad, order))
-    w_exact = projected_w2(x, exact_pad, W)
+    cells = law_cells(exact_pad, W, x.shape[0])  # the particles and the floor's exact draws share the law's side
+    w_exact = projected_w2_cells(x, W, cells)
     w_ideal = projected_w2(x, ideal, W)
-    w_floor = projected_w2(exact_pad.sample(key, x.shape[0]), exact_pad, W)
+    w_floor = projected_w2_cells(exact_pad.sample(key, x.shape[0]), W, cells)
     rec["marginal_w2"][i] = np.asarray(w_exact[mg])
     rec["marginal_delta"][i] = np.asarray(w_ideal[mg])
     rec["sliced_w2"][i] = _rms(w_exact[sl])

@@ -144,19 +144,29 @@ def quantile_moments(u, w, m, s, grid_size: int = 4096, max_newton: int = 8):
     return c, M1, M2
 
 
-@jax.jit
-def w2_samples_to_mixture_1d(x, w, m, s):
-    """Exact ``W2`` between the empirical law of ``x`` (n,) and ``sum_k w_k N(m_k, s_k^2)`` (all ``s_k > 0``)."""
-    x = jnp.sort(x)
-    n = x.shape[0]
+def _mixture_cells_1d(w, m, s, n: int):
+    """The law's side of the W2 cells for ``n`` samples, (2, n): ``M1(c_i) - M1(c_{i-1})`` and ``M2(c_i) - M2(c_{i-1})``
+    for ``i = 1..n``, ``c_i = F^{-1}(i/n)`` (``c_0 = -inf``, ``c_n = +inf``: moments 0 and ``E X``, ``E X^2``)."""
     u = jnp.arange(1, n, dtype=jnp.float64) / n
     _, M1, M2 = quantile_moments(u, w, m, s)
     EX = w @ m
     EX2 = w @ (m * m + s * s)
     M1 = jnp.concatenate([jnp.zeros(1), M1, EX[None]])
     M2 = jnp.concatenate([jnp.zeros(1), M2, EX2[None]])
-    cells = x * x / n - 2.0 * x * jnp.diff(M1) + jnp.diff(M2)
-    return jnp.sqrt(jnp.maximum(jnp.sum(cells), 0.0))
+    return jnp.stack([jnp.diff(M1), jnp.diff(M2)])
+
+
+def _w2_from_cells(x, cells):
+    """``W2`` of the samples ``x`` (n,) from the law's cells (:func:`_mixture_cells_1d` for the same ``n``)."""
+    x = jnp.sort(x)
+    total = jnp.sum(x * x / x.shape[0] - 2.0 * x * cells[0] + cells[1])
+    return jnp.sqrt(jnp.maximum(total, 0.0))
+
+
+@jax.jit
+def w2_samples_to_mixture_1d(x, w, m, s):
+    """Exact ``W2`` between the empirical law of ``x`` (n,) and ``sum_k w_k N(m_k, s_k^2)`` (all ``s_k > 0``)."""
+    return _w2_from_cells(x, _mixture_cells_1d(w, m, s, x.shape[0]))
 
 
 def _project(gm, U):
@@ -179,13 +189,27 @@ def _project(gm, U):
     return gm.weights, m, jnp.sqrt(var)
 
 
+@functools.partial(jax.jit, static_argnums=2)
+def law_cells(gm, U, n: int):
+    """The law's side of :func:`projected_w2` for ``n`` samples, (L, 2, n): it depends on the law, the directions
+    ``U`` (L, d) and ``n`` only, so every sample set of that size measured against the same law and directions
+    reuses it (:func:`projected_w2_cells`); the samples' side is a sort."""
+    w, m, s = _project(gm, U)
+    batch = _direction_batch(U.shape[0], n * m.shape[1])
+    return jax.lax.map(lambda a: _mixture_cells_1d(w, a[0], a[1], n), (m, s), batch_size=batch)
+
+
+@jax.jit
+def projected_w2_cells(x, U, cells):
+    """:func:`projected_w2` of the samples ``x`` (n, d) from the law's cells ``law_cells(gm, U, n)``: shape (L,)."""
+    return jax.vmap(_w2_from_cells)(U @ x.T, cells)
+
+
 @jax.jit
 def projected_w2(x, gm, U):
     """Exact 1-D W2 of each projection ``<u_l, X>``, samples ``x`` (n, d) vs ``gm`` (a mixture or pushed copies):
     shape (L,)."""
-    w, m, s = _project(gm, U)
-    batch = _direction_batch(U.shape[0], x.shape[0] * m.shape[1])
-    return jax.lax.map(lambda a: w2_samples_to_mixture_1d(a[0], w, a[1], a[2]), (U @ x.T, m, s), batch_size=batch)
+    return projected_w2_cells(x, U, law_cells(gm, U, x.shape[0]))
 
 
 def _direction_batch(L: int, cells: int) -> int:
