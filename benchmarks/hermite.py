@@ -20,13 +20,16 @@ import hermite_limit as hl
 from hermite_limit.hermite._gaussian import mixture_coefficients
 from hermite_limit.reference import coefficients_1d_mp
 
-from ._harness import TaskResult, time_fn
+from ._harness import TaskResult, time_fn, time_for
 
 ORDER = 60
 REPEATS = 20  # steady state = fastest of this many calls, the same on both sides
-# At the quick size our batch call takes 50-120 us and this machine's timings move by 20-30% from one minute to
-# the next: the fastest of 100 calls (both sides) instead of 20 (about 1 s more for the peer's calls).
-QUICK_REPEATS = 100
+# At the quick size our batch call takes about 50 us, and the fastest of 100 calls still read 48-90 us from one run to
+# the next (it depends on the thread wake-ups between the caller and JAX's dispatch thread at that moment). Both
+# sides get the same time budgets instead: untimed calls for QUICK_WARMUP_SECONDS, then the fastest call within
+# QUICK_SECONDS (about 30,000 of ours, 200 of the peer's).
+QUICK_SECONDS = 1.5
+QUICK_WARMUP_SECONDS = 0.5
 WARMUP = 20  # untimed calls before timing, the same on both sides (see _harness.time_fn)
 
 
@@ -108,9 +111,12 @@ def run(size: str = "full") -> list[TaskResult]:
     ref0, scale0 = refs[0]
 
     fn = ours_batch_fn(w, m, v)
-    batch_repeats = QUICK_REPEATS if quick and not tiny else REPEATS
-    cb, tb, oursb = time_fn(fn, batch_repeats, WARMUP)
-    _, t_hgb, hgb = time_fn(lambda: hermegauss_batch(w, m, v), batch_repeats, WARMUP)
+    if quick and not tiny:
+        cb, tb, oursb = time_for(fn, QUICK_SECONDS, QUICK_WARMUP_SECONDS)
+        _, t_hgb, hgb = time_for(lambda: hermegauss_batch(w, m, v), QUICK_SECONDS, QUICK_WARMUP_SECONDS)
+    else:
+        cb, tb, oursb = time_fn(fn, REPEATS, WARMUP)
+        _, t_hgb, hgb = time_fn(lambda: hermegauss_batch(w, m, v), REPEATS, WARMUP)
     oursb = np.asarray(oursb)
     err_ours = max(rel_err(oursb[b], *refs[b]) for b in range(n_ref))
     err_hg = max(rel_err(hgb[b], *refs[b]) for b in range(n_ref))

@@ -136,3 +136,25 @@ def test_large_logpdf_in_chunks_equals_one_call(monkeypatch):
     ref = float(np.sum(np.asarray(gm.logpdf(x))))
     assert abs(got["checksum"] - ref) <= 1e-12 * abs(ref)
     assert got["work"] == 700 * 20 and got["peak_mib"] >= got["peak_before_mib"] > 0
+
+
+def test_time_budget_takes_the_fastest_call_within_it(monkeypatch):
+    """time_for on a simulated clock: the first call, untimed calls until the warm-up budget is spent, then the
+    fastest timed call among those started before the budget ran out (the one that crosses it included)."""
+    from benchmarks import _harness
+
+    durations = iter([5.0, 1.0, 1.0, 4.0, 3.0, 2.5, 3.5, 9.0])  # first, 2 warm-up, then 4 timed, 1 never made
+    clock = [0.0]
+    calls = []
+
+    def fn():
+        step = next(durations)
+        clock[0] += step
+        calls.append(step)
+        return step
+
+    monkeypatch.setattr(_harness.time, "perf_counter", lambda: clock[0])
+    first, best, out = _harness.time_for(fn, seconds=10.0, warmup_seconds=2.0)
+    assert first == 5.0
+    assert calls == [5.0, 1.0, 1.0, 4.0, 3.0, 2.5, 3.5]  # timed calls start at 7 and the fourth ends at 20 >= 17
+    assert best == 2.5 and out == 3.5
