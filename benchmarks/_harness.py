@@ -17,6 +17,25 @@ def block(x: Any) -> Any:
     return jax.tree_util.tree_map(lambda a: a.block_until_ready() if hasattr(a, "block_until_ready") else a, x)
 
 
+def _first_then(fn: Callable[[], Any], steady: Callable[[Any], tuple]) -> tuple:
+    """Time the first call of ``fn`` (tracing and compilation for JAX code), then run ``steady(its result)`` with GC
+    disabled: ``(first-call seconds, *steady(result))``."""
+    first, out = _timed(fn)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return (first, *steady(out))
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    out = block(fn())
+    return time.perf_counter() - t0, out
+
+
 def time_fn(fn: Callable[[], Any], repeats: int = 3, warmup: int = 0) -> tuple[float, float, Any]:
     """Return (first-call seconds, best steady-state seconds, result).
 
@@ -26,23 +45,16 @@ def time_fn(fn: Callable[[], Any], repeats: int = 3, warmup: int = 0) -> tuple[f
     warm up; rows that use a warm-up give the peer the same one). Steady state is the fastest of
     ``repeats`` calls with GC disabled.
     """
-    t0 = time.perf_counter()
-    out = block(fn())
-    first = time.perf_counter() - t0
-    best = float("inf")
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    def steady(out):
+        best = float("inf")
         for _ in range(warmup):
             block(fn())
         for _ in range(repeats):
-            t0 = time.perf_counter()
-            out = block(fn())
-            best = min(best, time.perf_counter() - t0)
-    finally:
-        if enabled:
-            gc.enable()
-    return first, best, out
+            elapsed, out = _timed(fn)
+            best = min(best, elapsed)
+        return best, out
+
+    return _first_then(fn, steady)
 
 
 def time_for(fn: Callable[[], Any], seconds: float, warmup_seconds: float = 0.0) -> tuple[float, float, Any]:
@@ -53,28 +65,19 @@ def time_for(fn: Callable[[], Any], seconds: float, warmup_seconds: float = 0.0)
     wake-ups between the caller and JAX's dispatch thread), the same budget on both sides gives each as many
     calls as fit: thousands of ours, hundreds of the peer's.
     """
-    t0 = time.perf_counter()
-    out = block(fn())
-    first = time.perf_counter() - t0
-    best = float("inf")
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    def steady(out):
         end = time.perf_counter() + warmup_seconds
         while time.perf_counter() < end:
             block(fn())
         end = time.perf_counter() + seconds
+        best = float("inf")
         while True:
-            t0 = time.perf_counter()
-            out = block(fn())
-            t1 = time.perf_counter()
-            best = min(best, t1 - t0)
-            if t1 >= end:
-                break
-    finally:
-        if enabled:
-            gc.enable()
-    return first, best, out
+            elapsed, out = _timed(fn)
+            best = min(best, elapsed)
+            if time.perf_counter() >= end:
+                return best, out
+
+    return _first_then(fn, steady)
 
 
 def time_pair(ours: Callable[[], Any], peer: Callable[[], Any], repeats: int = 3,
@@ -88,28 +91,19 @@ def time_pair(ours: Callable[[], Any], peer: Callable[[], Any], repeats: int = 3
     :func:`time_fn`'s. Alternating puts both sides under the same cache, allocator and machine-load state,
     where timing one side fully and then the other lets whatever ran before (or a burst of load) favour one.
     """
-    t0 = time.perf_counter()
-    out = block(ours())
-    first = time.perf_counter() - t0
-    out_peer = block(peer())
-    best, best_peer = float("inf"), float("inf")
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    def steady(out):
+        out_peer = block(peer())  # the peer's first call, untimed
         for _ in range(warmup):
             block(ours())
             block(peer())
+        best, best_peer = float("inf"), float("inf")
         for _ in range(repeats):
-            t0 = time.perf_counter()
-            out = block(ours())
-            t1 = time.perf_counter()
-            out_peer = block(peer())
-            t2 = time.perf_counter()
-            best, best_peer = min(best, t1 - t0), min(best_peer, t2 - t1)
-    finally:
-        if enabled:
-            gc.enable()
-    return first, best, out, best_peer, out_peer
+            elapsed, out = _timed(ours)
+            elapsed_peer, out_peer = _timed(peer)
+            best, best_peer = min(best, elapsed), min(best_peer, elapsed_peer)
+        return best, out, best_peer, out_peer
+
+    return _first_then(ours, steady)
 
 
 @dataclasses.dataclass
