@@ -100,13 +100,20 @@ def _cdf_pdf(c, w, m, s):
     return _ndtr(z) @ w, (jnp.exp(-0.5 * z * z) * _INV_SQRT_2PI / s) @ w
 
 
-def _cdf_pdf_moments(c, w, m, s):
+def _moment_weights(w, m, s):
+    """The (K, 3) weight columns of :func:`_cdf_pdf_moments`: ``(w, w m, w (m^2 + s^2))`` for ``Phi`` and
+    ``(w / s, w s, w s m)`` for ``phi``."""
+    return jnp.stack([w, w * m, w * (m * m + s * s)], axis=1), jnp.stack([w / s, w * s, w * s * m], axis=1)
+
+
+def _cdf_pdf_moments(c, m, s, weights):
     """``F(c)``, ``f(c)`` and the partial moments ``M1(c)``, ``M2(c)`` from one evaluation of ``Phi(z)``, ``phi(z)``
     over (points x components): ``M1 = sum_k w_k (m_k Phi - s_k phi)``,
-    ``M2 = sum_k w_k ((m_k^2 + s_k^2) Phi - s_k (m_k + c) phi)``, each weighted sum one column of a product."""
+    ``M2 = sum_k w_k ((m_k^2 + s_k^2) Phi - s_k (m_k + c) phi)``, each weighted sum one column of a product with
+    ``weights = _moment_weights(w, m, s)``."""
     z = (c[:, None] - m) / s
-    Phi = _ndtr(z) @ jnp.stack([w, w * m, w * (m * m + s * s)], axis=1)
-    phi = (jnp.exp(-0.5 * z * z) * _INV_SQRT_2PI) @ jnp.stack([w / s, w * s, w * s * m], axis=1)
+    Phi = _ndtr(z) @ weights[0]
+    phi = (jnp.exp(-0.5 * z * z) * _INV_SQRT_2PI) @ weights[1]
     return Phi[:, 0], phi[:, 0], Phi[:, 1] - phi[:, 1], Phi[:, 2] - phi[:, 2] - c * phi[:, 1]
 
 
@@ -129,9 +136,11 @@ def quantile_moments(u, w, m, s, grid_size: int = 4096, max_newton: int = 8):
     Fa, Fb = Fg[j], Fg[j + 1]
     c0 = a + (b - a) * jnp.clip((u - Fa) / jnp.maximum(Fb - Fa, 1e-300), 0.0, 1.0)
 
+    weights = _moment_weights(w, m, s)  # loop-invariant
+
     def evaluate(state):
         k, c, _, _, _, _ = state
-        F, f, M1, M2 = _cdf_pdf_moments(c, w, m, s)
+        F, f, M1, M2 = _cdf_pdf_moments(c, m, s, weights)
         step = jnp.clip(c - (F - u) / jnp.maximum(f, 1e-300), a, b)
         return k + 1, step, c, M1, M2, jnp.max(jnp.abs(F - u))
 
